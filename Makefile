@@ -1,0 +1,42 @@
+# Every target sets up what it needs on a fresh machine: a virtualenv with the project and
+# its dev dependencies, and (for tests) the PostgreSQL server binaries.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install run test lint bench postgres-binaries clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## run: migrate the embedded default (SQLite under ./var/) and show the spool
+run: $(STAMP)
+	$(BIN)/relay migrate
+	$(BIN)/relay spool status
+
+## test: lint, type-check, then the whole suite against a throwaway PostgreSQL cluster
+test: $(STAMP) postgres-binaries lint
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+## bench: side-by-side benchmarks; results in bench/results.md
+bench: $(STAMP) postgres-binaries
+	$(BIN)/python -m bench.run
+
+# The tests start their own PostgreSQL cluster with initdb/pg_ctl; install them if missing.
+postgres-binaries:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		echo "installing PostgreSQL server binaries"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache bench/out

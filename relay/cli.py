@@ -1,0 +1,166 @@
+"""The `relay` command line: migrate, drain, inspect the spool.
+
+Errors a user can fix (bad settings, a corrupt spool, an unreachable database) print one line
+and exit 2; a traceback is a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from pydantic import ValidationError
+
+from relay import __version__, migrations
+from relay.components import execution_log, open_spool
+from relay.database import display_url
+from relay.settings import RelaySettings
+from relay.worker import run_drain_worker, stop_on_signals
+from spool import SinkError, SpoolError, flush, utc_now
+from spool.queue import QueueStats
+
+EXIT_USAGE = 2
+Handler = Callable[[argparse.Namespace, RelaySettings], int]
+
+
+class CommandError(Exception):
+    """A failure the user can act on: reported as one line, exit code 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    handler: Handler = args.handler
+    try:
+        settings = RelaySettings()
+        return handler(args, settings)
+    except ValidationError as exc:
+        return _fail(parser, f"invalid configuration: {_validation_summary(exc)}")
+    except (CommandError, SpoolError, SinkError) as exc:
+        return _fail(parser, str(exc))
+
+
+def _fail(parser: argparse.ArgumentParser, message: str) -> int:
+    print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _validation_summary(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        field = ".".join(str(p) for p in error["loc"])
+        parts.append(f"RELAY_{field.upper()}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="relay", description="Webhook relay with a crash-safe execution log."
+    )
+    parser.add_argument("--version", action="version", version=f"relay {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    migrate = commands.add_parser("migrate", help="apply database migrations (Alembic head)")
+    migrate.set_defaults(handler=_migrate)
+
+    drain = commands.add_parser(
+        "drain",
+        help="move spooled execution logs into the database",
+        description="Without --once: run the drain job until SIGTERM/SIGINT, then flush.",
+    )
+    drain.add_argument(
+        "--once",
+        action="store_true",
+        help="drain everything pending now, ignoring batch size and age, then exit",
+    )
+    drain.add_argument(
+        "--deadline",
+        type=_positive_seconds,
+        default=300.0,
+        help="with --once: give up after this many seconds (default 300)",
+    )
+    drain.set_defaults(handler=_drain)
+
+    spool = commands.add_parser("spool", help="inspect the local spool")
+    spool_commands = spool.add_subparsers(dest="spool_command", required=True, metavar="COMMAND")
+    status = spool_commands.add_parser("status", help="pending rows per company, dead letters")
+    status.set_defaults(handler=_spool_status)
+    return parser
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
+def _migrate(_args: argparse.Namespace, settings: RelaySettings) -> int:
+    try:
+        migrations.upgrade(settings.database_url)
+    except Exception as exc:  # alembic/SQLAlchemy errors: report, do not trace
+        raise CommandError(f"migration failed: {' '.join(str(exc).split())}") from exc
+    print(f"database migrated to head: {display_url(settings.database_url)}")
+    return 0
+
+
+def _drain(args: argparse.Namespace, settings: RelaySettings) -> int:
+    if not args.once:
+        run_drain_worker(settings, stop_on_signals())
+        return 0
+    with execution_log(settings) as log:
+        report = flush(log.drainer, args.deadline)
+        dead = log.queue.stats().dead_letters
+    print(
+        f"drained {report.rows_written} rows; {report.rows_left} left in the spool; "
+        f"{dead} dead letters"
+    )
+    if report.rows_left:
+        raise CommandError(
+            f"{report.rows_left} rows could not be written and stay in the spool "
+            "(see the log above for why)"
+        )
+    return 0
+
+
+def _spool_status(_args: argparse.Namespace, settings: RelaySettings) -> int:
+    spool, queue = open_spool(settings)
+    try:
+        print(_render_status(settings, queue.stats(), spool.file_bytes(), utc_now()))
+    finally:
+        spool.close()
+    return 0
+
+
+def _render_status(
+    settings: RelaySettings, stats: QueueStats, file_bytes: int, now: datetime
+) -> str:
+    lines = [
+        f"spool: {settings.spool_path} ({file_bytes:,} bytes on disk, "
+        f"bound {settings.spool_max_bytes:,})",
+        f"pending: {stats.pending} rows for {len(stats.backlogs)} companies; "
+        f"dead letters: {stats.dead_letters}",
+    ]
+    if stats.backlogs:
+        oldest = min(b.oldest_enqueued_at for b in stats.backlogs)
+        lines.append(f"oldest pending: {(now - oldest).total_seconds():.1f} s")
+        lines.append(f"{'company':<38} {'pending':>8} {'oldest (s)':>11}")
+        for backlog in sorted(stats.backlogs, key=lambda b: b.oldest_enqueued_at):
+            age = (now - backlog.oldest_enqueued_at).total_seconds()
+            lines.append(f"{backlog.key:<38} {backlog.pending:>8} {age:>11.1f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

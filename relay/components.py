@@ -1,0 +1,56 @@
+"""Wiring: build the spool, the execution-log queue, the sink and the drainer from settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from relay.database import make_engine
+from relay.settings import RelaySettings
+from relay.sink import ExecutionLogSink
+from spool import Drainer, DurableQueue, SpoolDatabase
+
+EXECUTION_LOG_QUEUE = "outbox"
+
+
+@dataclass
+class ExecutionLog:
+    """The spool-side execution log and the drain that empties it into the database."""
+
+    spool: SpoolDatabase
+    queue: DurableQueue
+    engine: Engine
+    drainer: Drainer
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self.spool.close()
+
+
+def open_spool(settings: RelaySettings) -> tuple[SpoolDatabase, DurableQueue]:
+    spool = SpoolDatabase(
+        settings.spool_path,
+        synchronous=settings.spool_synchronous,
+        max_bytes=settings.spool_max_bytes,
+    )
+    return spool, DurableQueue(spool, EXECUTION_LOG_QUEUE)
+
+
+@contextmanager
+def execution_log(settings: RelaySettings) -> Iterator[ExecutionLog]:
+    """Open the spool and the database for draining; close both on exit."""
+    spool, queue = open_spool(settings)
+    try:
+        engine = make_engine(settings.database_url, timeout_seconds=settings.db_timeout_seconds)
+    except BaseException:
+        spool.close()
+        raise
+    drainer = Drainer(queue, ExecutionLogSink(engine), settings.drain_policy())
+    log = ExecutionLog(spool, queue, engine, drainer)
+    try:
+        yield log
+    finally:
+        log.close()

@@ -1,0 +1,56 @@
+"""Engines for the execution-log database, with every I/O bounded by a timeout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+
+from spool.database import ensure_private_directory
+
+
+def display_url(url: str | URL) -> str:
+    """The URL without its password, fit for a log line."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def is_postgresql(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def make_engine(url: str, *, timeout_seconds: float = 30) -> Engine:
+    """Create an engine whose connects and statements cannot hang the drain job forever."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        millis = int(timeout_seconds * 1000)
+        return create_engine(
+            parsed,
+            pool_size=2,
+            max_overflow=2,
+            # No pre-ping: it is an extra autocommit round trip (and a counted commit) per
+            # batch. A dead pooled connection fails the batch as transient; SQLAlchemy
+            # then invalidates the pool and the retry reconnects.
+            pool_recycle=1800,
+            connect_args={
+                "connect_timeout": max(1, int(timeout_seconds)),
+                "options": f"-c statement_timeout={millis} -c lock_timeout={millis}",
+                "application_name": "webhook-relay",
+                "keepalives": 1,
+                "keepalives_idle": 30,
+            },
+        )
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            ensure_private_directory(Path(parsed.database).parent)
+        engine = create_engine(parsed, connect_args={"timeout": timeout_seconds})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(parsed)
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()

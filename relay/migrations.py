@@ -1,0 +1,30 @@
+"""Apply the Alembic revisions from code, so `relay migrate` and `alembic upgrade` agree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic.config import Config
+
+from alembic import command
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def alembic_config(database_url: str) -> Config:
+    """Alembic config for this project's migrations, aimed at `database_url`."""
+    ini = PROJECT_ROOT / "alembic.ini"
+    if not ini.exists():
+        raise FileNotFoundError(f"alembic.ini not found at {ini}: run from a source checkout")
+    config = Config(str(ini))
+    config.attributes["database_url"] = database_url
+    config.attributes["configure_logger"] = False
+    return config
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(database_url), revision)
+
+
+def downgrade(database_url: str, revision: str) -> None:
+    command.downgrade(alembic_config(database_url), revision)

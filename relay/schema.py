@@ -1,0 +1,101 @@
+"""The relay's tables as SQLAlchemy metadata: what the code reads and writes.
+
+Alembic owns the DDL (`alembic/versions`); a test checks that the migrations and this
+metadata describe the same schema on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = sa.MetaData()
+
+Json = sa.JSON().with_variant(JSONB(), "postgresql")
+Timestamp = sa.DateTime(timezone=True)
+
+companies = sa.Table(
+    "companies",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("status", sa.String(20), server_default="active"),
+    sa.Column("created_at", Timestamp, server_default=sa.func.now()),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(100), nullable=False, unique=True),
+    sa.Column("display_name", sa.String(255)),
+)
+
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column(
+        "company_id",
+        sa.Uuid(),
+        sa.ForeignKey("companies.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("url", sa.Text(), nullable=False),
+    sa.Column("secret", sa.Text(), nullable=True),
+    sa.Column("status", sa.String(20), server_default="active"),
+    sa.Column("deleted", sa.Boolean(), server_default=sa.false()),
+    sa.Column("created_at", Timestamp, server_default=sa.func.now()),
+    sa.Column("updated_at", Timestamp, server_default=sa.func.now()),
+)
+
+webhook_events = sa.Table(
+    "webhook_events",
+    metadata,
+    sa.Column(
+        "webhook_id",
+        sa.Uuid(),
+        sa.ForeignKey("webhooks.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("event_id", sa.Integer(), sa.ForeignKey("events.id"), primary_key=True),
+    sa.Column("filters", Json, server_default=sa.text("'[]'")),
+)
+
+# No foreign keys: a log row must stay writable after its webhook or company is deleted.
+webhook_executions = sa.Table(
+    "webhook_executions",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("execution_id", sa.Uuid(), nullable=False),
+    sa.Column("webhook_id", sa.Uuid()),
+    sa.Column("company_id", sa.Uuid()),
+    sa.Column("event_id", sa.Integer()),
+    sa.Column("event_type", sa.String(100)),
+    sa.Column("message_id", sa.Text()),
+    sa.Column("attempt", sa.Integer()),
+    sa.Column("status", sa.String(20)),
+    sa.Column("response_status", sa.Integer()),
+    sa.Column("error", sa.Text()),
+    sa.Column("duration_ms", sa.Integer()),
+    sa.Column("phone_number", sa.String(20)),
+    sa.Column("request_payload", Json),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("execution_id", name="uq_webhook_executions_execution_id"),
+    sa.Index(
+        "idx_webhook_executions_phone_number",
+        "phone_number",
+        postgresql_where=sa.text("phone_number IS NOT NULL"),
+        sqlite_where=sa.text("phone_number IS NOT NULL"),
+    ),
+    sa.Index(
+        "idx_webhook_executions_company_created",
+        "company_id",
+        sa.text("created_at DESC"),
+    ),
+)

@@ -1,0 +1,305 @@
+"""The spool file: one SQLite database in WAL mode, opened safely, written by group commit.
+
+Every write goes through `SpoolDatabase.write`, which runs the caller's operation inside a
+`BEGIN IMMEDIATE` transaction and returns only after COMMIT (one fsync with
+``synchronous=FULL``). Concurrent writers are batched by a leader/follower group commit: the
+first waiting caller commits the operations of everyone queued behind it in one transaction,
+each inside its own SAVEPOINT so one failing operation does not undo the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar, cast
+
+from spool.errors import SpoolCorruptError, SpoolError, SpoolFullError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Synchronous = Literal["FULL", "NORMAL"]
+Operation = Callable[[sqlite3.Connection], T]
+
+_PRIVATE_DIR = 0o700
+_PRIVATE_FILE = 0o600
+_WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+
+@dataclass
+class _PendingWrite:
+    """One caller's operation waiting for (or finished by) a group commit."""
+
+    operation: Operation[Any]
+    done: bool = False
+    result: Any = None
+    error: BaseException | None = None
+
+    def outcome(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+@dataclass
+class _GroupCommitState:
+    """Queue of waiting writes and whether a leader is committing right now."""
+
+    queue: list[_PendingWrite] = field(default_factory=list)
+    committing: bool = False
+    condition: threading.Condition = field(default_factory=threading.Condition)
+
+
+class SpoolDatabase:
+    """A durable SQLite file shared by every queue of one process.
+
+    Reads use their own connection and stay short (one statement, autocommit), so they never
+    pin the WAL and checkpoints can always reset it.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: Synchronous = "FULL",
+        max_bytes: int | None = None,
+        busy_timeout_seconds: float = 10.0,
+        check_integrity: bool = True,
+    ) -> None:
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self.max_bytes = max_bytes
+        self._busy_timeout_ms = int(busy_timeout_seconds * 1000)
+        _create_private(self.path)
+        self._writer = self._connect()
+        try:
+            if check_integrity:
+                _check_integrity(self._writer, self.path)
+            self._enable_wal()
+        except BaseException:
+            self._writer.close()
+            raise
+        self._reader = self._connect()
+        self._read_lock = threading.Lock()
+        self._group = _GroupCommitState()
+        self.commits = 0  # transactions committed by `write`: group commit's effect, observable
+        self._page_size = int(self._writer.execute("PRAGMA page_size").fetchone()[0])
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+            )
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            # synchronous is per connection: set it on every one.
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        except sqlite3.OperationalError as exc:
+            raise SpoolError(f"cannot open spool {self.path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(self.path, str(exc)) from exc
+        return conn
+
+    def _enable_wal(self) -> None:
+        # Must run outside a transaction, or SQLite silently keeps the old journal mode.
+        mode = self._writer.execute("PRAGMA journal_mode = wal").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise SpoolError(f"spool {self.path}: could not enable WAL (journal_mode={mode})")
+        # Safety net behind the explicit TRUNCATE checkpoints: shrink a WAL left large.
+        self._writer.execute(f"PRAGMA journal_size_limit = {_WAL_SIZE_LIMIT}")
+
+    def close(self) -> None:
+        """Checkpoint and close; safe to call twice."""
+        with self._group.condition:
+            try:
+                self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                log.warning("spool %s: checkpoint on close failed: %s", self.path, exc)
+            self._writer.close()
+        with self._read_lock:
+            self._reader.close()
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def write(self, operation: Operation[T]) -> T:
+        """Run `operation` in a committed transaction; return its result once durable.
+
+        The operation may be batched with others into one transaction (group commit). It runs
+        inside a SAVEPOINT: if it raises, only its own changes are undone and the error is
+        re-raised to this caller alone.
+        """
+        item = _PendingWrite(operation)
+        group = self._group
+        with group.condition:
+            group.queue.append(item)
+            while not item.done and group.committing:
+                group.condition.wait()
+            if item.done:
+                return cast(T, item.outcome())
+            group.committing = True
+            batch, group.queue = group.queue, []
+        try:
+            self._commit_batch(batch)
+        finally:
+            with group.condition:
+                group.committing = False
+                group.condition.notify_all()
+        return cast(T, item.outcome())
+
+    def _commit_batch(self, batch: list[_PendingWrite]) -> None:
+        conn = self._writer
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for item in batch:
+                self._run_in_savepoint(conn, item)
+            conn.execute("COMMIT")
+            self.commits += 1
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            error = translate_sqlite_error(exc, self.path)
+            for item in batch:
+                item.result, item.error = None, error
+        except BaseException as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for item in batch:
+                item.result, item.error = None, exc
+            raise
+        finally:
+            for item in batch:
+                item.done = True
+
+    def _run_in_savepoint(self, conn: sqlite3.Connection, item: _PendingWrite) -> None:
+        conn.execute("SAVEPOINT spool_op")
+        try:
+            item.result = item.operation(conn)
+        except Exception as exc:
+            conn.execute("ROLLBACK TO spool_op")
+            conn.execute("RELEASE spool_op")
+            item.error = (
+                translate_sqlite_error(exc, self.path) if isinstance(exc, sqlite3.Error) else exc
+            )
+            return
+        conn.execute("RELEASE spool_op")
+
+    def ensure_capacity(self, conn: sqlite3.Connection) -> None:
+        """Raise `SpoolFullError` when the stored data is past `max_bytes`.
+
+        Called by operations that add new work; operations that finish work never are, so the
+        drain and deliveries keep going while intake is refused.
+        """
+        if self.max_bytes is None:
+            return
+        used = self._used_bytes(conn)
+        if used >= self.max_bytes:
+            raise SpoolFullError(
+                f"spool {self.path} holds {used} bytes, at its bound of {self.max_bytes}"
+            )
+
+    def _used_bytes(self, conn: sqlite3.Connection) -> int:
+        pages = int(conn.execute("PRAGMA page_count").fetchone()[0])
+        free = int(conn.execute("PRAGMA freelist_count").fetchone()[0])
+        return (pages - free) * self._page_size
+
+    # -- reading and maintenance ---------------------------------------------------------------
+
+    def read(self, query: Operation[T]) -> T:
+        """Run a short read on the reader connection (its own implicit transaction)."""
+        with self._read_lock:
+            try:
+                return query(self._reader)
+            except sqlite3.Error as exc:
+                raise translate_sqlite_error(exc, self.path) from exc
+
+    def used_bytes(self) -> int:
+        """Bytes of live data in the spool (pages in use, free pages excluded)."""
+        return self.read(self._used_bytes)
+
+    def file_bytes(self) -> int:
+        """Bytes on disk: the database file plus its WAL."""
+        total = 0
+        for suffix in ("", "-wal"):
+            candidate = Path(f"{self.path}{suffix}")
+            if candidate.exists():
+                total += candidate.stat().st_size
+        return total
+
+    def checkpoint(self) -> None:
+        """Copy the WAL into the database and truncate it, so the WAL cannot grow unbounded."""
+        with self._group.condition:
+            while self._group.committing:
+                self._group.condition.wait()
+            try:
+                self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                raise translate_sqlite_error(exc, self.path) from exc
+
+    @contextmanager
+    def schema_transaction(self) -> Iterator[sqlite3.Connection]:
+        """Yield the writer inside BEGIN IMMEDIATE, for one-off schema set-up at open."""
+        with self._group.condition:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+
+def translate_sqlite_error(exc: BaseException, path: Path) -> SpoolError:
+    """Map sqlite3 errors to spool errors; a full disk becomes `SpoolFullError`."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_FULL:
+        return SpoolFullError(f"spool {path}: disk full ({exc})")
+    if code in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        return SpoolCorruptError(f"spool {path} is corrupt: {exc}")
+    return SpoolError(f"spool {path}: {exc}")
+
+
+def ensure_private_directory(directory: Path) -> None:
+    """Create `directory` readable by its owner only (0700); leave an existing one alone."""
+    if not directory.exists():
+        directory.mkdir(mode=_PRIVATE_DIR, parents=True, exist_ok=True)
+        os.chmod(directory, _PRIVATE_DIR)  # mkdir's mode is filtered by the umask
+
+
+def _create_private(path: Path) -> None:
+    """Create the directory (0700) and the file (0600) if missing; never replace a file."""
+    ensure_private_directory(path.parent)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, _PRIVATE_FILE)
+    except FileExistsError:
+        return
+    os.close(fd)
+    os.chmod(path, _PRIVATE_FILE)
+
+
+def _check_integrity(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a damaged spool loudly instead of starting empty over it."""
+    try:
+        rows = conn.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise _corrupt(path, str(exc)) from exc
+    problems = [str(row[0]) for row in rows if row[0] != "ok"]
+    if problems:
+        raise _corrupt(path, "; ".join(problems[:5]))
+
+
+def _corrupt(path: Path, detail: str) -> SpoolCorruptError:
+    return SpoolCorruptError(
+        f"spool {path} failed its integrity check ({detail}); it was left untouched. "
+        "Move it aside to start with an empty spool; its readable records can be copied out "
+        "with the sqlite3 shell's .recover command"
+    )

@@ -1,0 +1,170 @@
+"""One drain cycle: plan, fetch, write in one sink transaction, then delete from the spool.
+
+Spool rows are deleted only after the sink committed, so a crash at any point leaves them to
+be written again, and the sink's idempotence turns that into exactly-once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+
+from spool.backoff import Backoff
+from spool.clock import Clock, utc_now
+from spool.errors import ConfigSinkError, RecordSinkError, TransientSinkError
+from spool.policy import DrainPolicy, plan_drain
+from spool.queue import DurableQueue, SpoolRecord
+from spool.sink import Sink
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(Enum):
+    IDLE = "idle"  # nothing was due
+    WRITTEN = "written"
+    BACKING_OFF = "backing off"  # an earlier failure's retry time has not come yet
+    TRANSIENT_ERROR = "transient error"
+    CONFIG_ERROR = "configuration error"
+
+
+@dataclass(frozen=True)
+class DrainReport:
+    """What one cycle did, for logs, tests and the CLI."""
+
+    outcome: Outcome
+    rows_written: int = 0
+    keys: int = 0
+    transactions: int = 0
+    dead_lettered: int = 0
+    more_due: bool = False
+    retry_at: datetime | None = None
+    error: str | None = None
+
+
+class Drainer:
+    """Moves due records from a queue to a sink, isolating bad records and backing off."""
+
+    def __init__(
+        self,
+        queue: DurableQueue,
+        sink: Sink,
+        policy: DrainPolicy,
+        *,
+        backoff: Backoff | None = None,
+        config_retry: timedelta = timedelta(seconds=60),
+        clock: Clock = utc_now,
+        random_fraction: Callable[[], float] = random.random,
+    ) -> None:
+        self.queue = queue
+        self.sink = sink
+        self.policy = policy
+        self.backoff = backoff or Backoff()
+        self.config_retry = config_retry
+        self._clock = clock
+        self._random_fraction = random_fraction
+        self._failures = 0
+        self._retry_at: datetime | None = None
+
+    @property
+    def retry_at(self) -> datetime | None:
+        """When the next try after a failure is allowed; None when healthy."""
+        return self._retry_at
+
+    def drain_once(self, now: datetime | None = None, *, force: bool = False) -> DrainReport:
+        """Run one cycle at `now` (default: the clock). `force` drains everything now,
+        ignoring batch size, age and backoff."""
+        now = now or self._clock()
+        if not force and self._retry_at is not None and now < self._retry_at:
+            return DrainReport(Outcome.BACKING_OFF, retry_at=self._retry_at)
+        plan = plan_drain(self.queue.backlog(), now, self.policy, force=force)
+        if not plan.takes:
+            return DrainReport(Outcome.IDLE)
+        records = self.queue.fetch(plan.takes)
+        started = time.perf_counter()
+        try:
+            transactions, dead = self._write_isolating(records)
+        except TransientSinkError as exc:
+            return self._failed(now, Outcome.TRANSIENT_ERROR, exc, len(records))
+        except ConfigSinkError as exc:
+            return self._failed(now, Outcome.CONFIG_ERROR, exc, len(records))
+        self._failures, self._retry_at = 0, None
+        log.debug(
+            "drain cycle: %d rows, %d keys, %d transactions, %d dead letters, %.0f ms",
+            len(records) - dead,
+            len(plan.takes),
+            transactions,
+            dead,
+            (time.perf_counter() - started) * 1000,
+        )
+        return DrainReport(
+            Outcome.WRITTEN,
+            rows_written=len(records) - dead,
+            keys=len(plan.takes),
+            transactions=transactions,
+            dead_lettered=dead,
+            more_due=plan.truncated,
+        )
+
+    def _write_isolating(self, records: Sequence[SpoolRecord]) -> tuple[int, int]:
+        """Write records; on a record error, bisect until each bad record is alone.
+
+        Returns (sink transactions committed, records dead-lettered). Good halves are written
+        and removed as soon as they commit, so progress survives a later transient failure.
+        """
+        try:
+            self.sink.write(records)
+        except RecordSinkError as exc:
+            if len(records) == 1:
+                self._bury(records[0], exc)
+                return 0, 1
+            return self._bisect(records, exc)
+        self.queue.remove(records)
+        return 1, 0
+
+    def _bisect(self, records: Sequence[SpoolRecord], exc: RecordSinkError) -> tuple[int, int]:
+        culprit = next((r for r in records if r.id == exc.record_id), None)
+        if culprit is not None:  # the sink named the bad record: no need to search for it
+            self._bury(culprit, exc)
+            rest = [r for r in records if r is not culprit]
+            committed, dead = self._write_isolating(rest) if rest else (0, 0)
+            return committed, dead + 1
+        middle = len(records) // 2
+        left_commits, left_dead = self._write_isolating(records[:middle])
+        right_commits, right_dead = self._write_isolating(records[middle:])
+        return left_commits + right_commits, left_dead + right_dead
+
+    def _bury(self, record: SpoolRecord, exc: RecordSinkError) -> None:
+        log.error(
+            "dead letter: record %s (key %s) refused by the sink: %s", record.id, record.key, exc
+        )
+        self.queue.dead_letter(record, str(exc))
+
+    def _failed(
+        self, now: datetime, outcome: Outcome, exc: Exception, attempted: int
+    ) -> DrainReport:
+        self._failures += 1
+        if outcome is Outcome.CONFIG_ERROR:
+            delay = self.config_retry
+        else:
+            delay = self.backoff.delay(self._failures, self._random_fraction())
+        self._retry_at = now + delay
+        pending = self.queue.stats().pending
+        level = logging.ERROR if outcome is Outcome.CONFIG_ERROR else logging.WARNING
+        log.log(
+            level,
+            "drain failed (%s, %d in a row): %s; %d rows stay in the spool "
+            "(%d in this batch); next try in %.1f s at %s",
+            outcome.value,
+            self._failures,
+            exc,
+            pending,
+            attempted,
+            delay.total_seconds(),
+            self._retry_at.isoformat(timespec="seconds"),
+        )
+        return DrainReport(outcome, retry_at=self._retry_at, error=str(exc))

@@ -1,0 +1,46 @@
+"""Errors the spool raises at its boundary, so callers never see raw sqlite3 exceptions."""
+
+from __future__ import annotations
+
+
+class SpoolError(Exception):
+    """Base class for every error raised by the spool library."""
+
+
+class SpoolFullError(SpoolError):
+    """The spool is past its configured byte bound (or the disk is full).
+
+    Nothing already stored is dropped; the caller should refuse new work (HTTP 503) until the
+    drain catches up.
+    """
+
+
+class SpoolCorruptError(SpoolError):
+    """The spool file failed its integrity check; it is left untouched for salvage."""
+
+
+class SinkError(Exception):
+    """Base class for errors a sink raises when it could not write a batch.
+
+    Sinks translate their driver's errors into one of the subclasses below, so the drain loop
+    decides what to do from the class alone.
+    """
+
+
+class TransientSinkError(SinkError):
+    """The destination is temporarily unavailable; retry the same batch later."""
+
+
+class RecordSinkError(SinkError):
+    """A record in the batch is at fault; bisect the batch to isolate it.
+
+    `record_id` is set when the sink already knows which record is bad.
+    """
+
+    def __init__(self, message: str, record_id: str | None = None) -> None:
+        super().__init__(message)
+        self.record_id = record_id
+
+
+class ConfigSinkError(SinkError):
+    """The destination rejects every write (credentials, missing table): an operator must act."""

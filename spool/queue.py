@@ -1,0 +1,304 @@
+"""A named durable queue inside a spool file, partitioned by key, with a dead-letter table.
+
+Several queues can live in one `SpoolDatabase` (the relay keeps its inbox and its outbox side
+by side), and the `*_in(conn, ...)` methods take part in a caller's transaction, so finishing a
+delivery and appending its result commit together.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from spool.clock import Clock, from_micros, to_micros, utc_now
+from spool.database import SpoolDatabase
+from spool.policy import KeyBacklog, KeyTake
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+# SQLite's default limit on bound parameters is 32766; stay far below it.
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class SpoolRecord:
+    """A stored record. `id` is unique and stable: it becomes the sink's dedupe key."""
+
+    seq: int
+    id: str
+    key: str
+    enqueued_at: datetime
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class AppendReceipt:
+    """Proof that a record is committed, with its key's pending count after the append."""
+
+    record_id: str
+    key: str
+    pending: int
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A record the sink refused, kept with the reason until retried or purged."""
+
+    seq: int
+    id: str
+    key: str
+    enqueued_at: datetime
+    payload: bytes
+    error: str
+    failed_at: datetime
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    pending: int
+    dead_letters: int
+    backlogs: tuple[KeyBacklog, ...]
+
+
+class DurableQueue:
+    """Append, inspect, fetch and remove records of one queue in a spool file."""
+
+    def __init__(self, db: SpoolDatabase, name: str, *, clock: Clock = utc_now) -> None:
+        if not _NAME.match(name):
+            raise ValueError(f"queue name {name!r} must match {_NAME.pattern}")
+        self.db = db
+        self.name = name
+        self._clock = clock
+        self._records = f"{name}_records"
+        self._keys = f"{name}_keys"
+        self._dead = f"{name}_dead_letters"
+        with db.schema_transaction() as conn:
+            self._create_tables(conn)
+
+    def _create_tables(self, conn: sqlite3.Connection) -> None:
+        # seq is the rowid: append order, cheap deletes. The keys table keeps per-key counts
+        # exact and transactional, so planning a drain never scans the whole backlog.
+        conn.execute(
+            f"""CREATE TABLE IF NOT EXISTS {self._records} (
+                seq INTEGER PRIMARY KEY,
+                id TEXT NOT NULL,
+                key TEXT NOT NULL,
+                enqueued_at INTEGER NOT NULL,
+                payload BLOB NOT NULL)"""
+        )
+        conn.execute(
+            f"CREATE INDEX IF NOT EXISTS {self._records}_by_key ON {self._records} (key, seq)"
+        )
+        conn.execute(
+            f"""CREATE TABLE IF NOT EXISTS {self._keys} (
+                key TEXT PRIMARY KEY,
+                pending INTEGER NOT NULL,
+                oldest_enqueued_at INTEGER NOT NULL) WITHOUT ROWID"""
+        )
+        conn.execute(
+            f"""CREATE TABLE IF NOT EXISTS {self._dead} (
+                seq INTEGER PRIMARY KEY,
+                id TEXT NOT NULL,
+                key TEXT NOT NULL,
+                enqueued_at INTEGER NOT NULL,
+                payload BLOB NOT NULL,
+                error TEXT NOT NULL,
+                failed_at INTEGER NOT NULL)"""
+        )
+
+    # -- appending -----------------------------------------------------------------------------
+
+    def append(
+        self,
+        key: str,
+        payload: bytes,
+        *,
+        record_id: str | None = None,
+        enqueued_at: datetime | None = None,
+    ) -> AppendReceipt:
+        """Store one record; return only once it is committed (durable per `synchronous`).
+
+        Raises `SpoolFullError` past the spool's byte bound; nothing stored is dropped.
+        """
+        return self.db.write(
+            lambda conn: self.append_in(
+                conn, key, payload, record_id=record_id, enqueued_at=enqueued_at, bounded=True
+            )
+        )
+
+    def append_in(
+        self,
+        conn: sqlite3.Connection,
+        key: str,
+        payload: bytes,
+        *,
+        record_id: str | None = None,
+        enqueued_at: datetime | None = None,
+        bounded: bool = False,
+    ) -> AppendReceipt:
+        """Append inside the caller's transaction (see `SpoolDatabase.write`).
+
+        `bounded=False` by default: work that completes other work (a delivery's result) must
+        not be refused by the bound that protects intake.
+        """
+        if bounded:
+            self.db.ensure_capacity(conn)
+        rid = record_id or str(uuid.uuid4())
+        at = to_micros(enqueued_at or self._clock())
+        conn.execute(
+            f"INSERT INTO {self._records} (id, key, enqueued_at, payload) VALUES (?, ?, ?, ?)",
+            (rid, key, at, payload),
+        )
+        row = conn.execute(
+            f"""INSERT INTO {self._keys} (key, pending, oldest_enqueued_at) VALUES (?, 1, ?)
+                ON CONFLICT (key) DO UPDATE SET pending = pending + 1,
+                    oldest_enqueued_at = min(oldest_enqueued_at, excluded.oldest_enqueued_at)
+                RETURNING pending""",
+            (key, at),
+        ).fetchone()
+        return AppendReceipt(rid, key, int(row[0]))
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def backlog(self) -> list[KeyBacklog]:
+        """Pending count and oldest record per key, read from the small keys table."""
+        rows = self.db.read(
+            lambda conn: conn.execute(
+                f"SELECT key, pending, oldest_enqueued_at FROM {self._keys}"
+            ).fetchall()
+        )
+        return [KeyBacklog(key, int(n), from_micros(int(at))) for key, n, at in rows]
+
+    def fetch(self, takes: Sequence[KeyTake]) -> list[SpoolRecord]:
+        """The oldest `take.rows` records of each key, in key order then append order."""
+
+        def query(conn: sqlite3.Connection) -> list[SpoolRecord]:
+            records: list[SpoolRecord] = []
+            for take in takes:
+                cursor = conn.execute(
+                    f"""SELECT seq, id, key, enqueued_at, payload FROM {self._records}
+                        WHERE key = ? ORDER BY seq LIMIT ?""",
+                    (take.key, take.rows),
+                )
+                records.extend(_record(row) for row in cursor)
+            return records
+
+        return self.db.read(query)
+
+    def stats(self) -> QueueStats:
+        backlogs = tuple(self.backlog())
+        dead = self.db.read(
+            lambda conn: int(conn.execute(f"SELECT count(*) FROM {self._dead}").fetchone()[0])
+        )
+        return QueueStats(sum(b.pending for b in backlogs), dead, backlogs)
+
+    # -- removing ------------------------------------------------------------------------------
+
+    def remove(self, records: Sequence[SpoolRecord]) -> None:
+        """Delete records the sink has committed (call only after that commit)."""
+        if records:
+            self.db.write(lambda conn: self.remove_in(conn, records))
+
+    def remove_in(self, conn: sqlite3.Connection, records: Sequence[SpoolRecord]) -> None:
+        seqs = [r.seq for r in records]
+        removed_by_key: dict[str, int] = {}
+        for chunk in _chunks(seqs):
+            marks = ",".join("?" * len(chunk))
+            for (key,) in conn.execute(
+                f"DELETE FROM {self._records} WHERE seq IN ({marks}) RETURNING key", chunk
+            ):
+                removed_by_key[key] = removed_by_key.get(key, 0) + 1
+        self._forget(conn, removed_by_key)
+
+    def _forget(self, conn: sqlite3.Connection, removed_by_key: dict[str, int]) -> None:
+        """Keep the keys table exact after records of those keys left the queue."""
+        for key, removed in removed_by_key.items():
+            conn.execute(
+                f"""UPDATE {self._keys} SET pending = pending - ?,
+                        oldest_enqueued_at = coalesce((SELECT enqueued_at FROM {self._records}
+                            WHERE key = ? ORDER BY seq LIMIT 1), oldest_enqueued_at)
+                    WHERE key = ?""",
+                (removed, key, key),
+            )
+        conn.execute(f"DELETE FROM {self._keys} WHERE pending <= 0")
+
+    # -- dead letters --------------------------------------------------------------------------
+
+    def dead_letter(self, record: SpoolRecord, error: str) -> None:
+        """Move one record the sink refused into the dead-letter table, with why."""
+        failed_at = to_micros(self._clock())
+
+        def move(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                f"""INSERT INTO {self._dead} (id, key, enqueued_at, payload, error, failed_at)
+                    SELECT id, key, enqueued_at, payload, ?, ? FROM {self._records}
+                    WHERE seq = ?""",
+                (error, failed_at, record.seq),
+            )
+            self.remove_in(conn, [record])
+
+        self.db.write(move)
+
+    def dead_letters(self) -> list[DeadLetter]:
+        rows = self.db.read(
+            lambda conn: conn.execute(
+                f"""SELECT seq, id, key, enqueued_at, payload, error, failed_at
+                    FROM {self._dead} ORDER BY seq"""
+            ).fetchall()
+        )
+        return [
+            DeadLetter(seq, rid, key, from_micros(at), bytes(payload), error, from_micros(failed))
+            for seq, rid, key, at, payload, error, failed in rows
+        ]
+
+    def retry_dead_letters(self, record_ids: Iterable[str] | None = None) -> int:
+        """Put dead letters back in the queue (all, or those ids); return how many moved.
+
+        They keep their id (so the sink still dedupes) and their original enqueue time (so
+        they are due at once).
+        """
+        wanted = None if record_ids is None else list(record_ids)
+
+        def move(conn: sqlite3.Connection) -> int:
+            where, params = "", []
+            if wanted is not None:
+                if not wanted:
+                    return 0
+                where = f"WHERE id IN ({','.join('?' * len(wanted))})"
+                params = wanted
+            rows = conn.execute(
+                f"SELECT seq, id, key, enqueued_at, payload FROM {self._dead} {where} ORDER BY seq",
+                params,
+            ).fetchall()
+            for _seq, rid, key, at, payload in rows:
+                self.append_in(conn, key, payload, record_id=rid, enqueued_at=from_micros(at))
+            for chunk in _chunks([row[0] for row in rows]):
+                conn.execute(
+                    f"DELETE FROM {self._dead} WHERE seq IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+            return len(rows)
+
+        return self.db.write(move)
+
+
+def _record(row: tuple[int, str, str, int, bytes]) -> SpoolRecord:
+    seq, rid, key, at, payload = row
+    return SpoolRecord(seq, rid, key, from_micros(at), bytes(payload))
+
+
+def _chunks(values: Sequence[int]) -> Iterable[Sequence[int]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+__all__ = [
+    "AppendReceipt",
+    "DeadLetter",
+    "DurableQueue",
+    "QueueStats",
+    "SpoolRecord",
+]

@@ -1,0 +1,127 @@
+"""Runs the drain as an APScheduler 3 interval job, wakes it early, flushes on shutdown."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from spool.drain import Drainer, DrainReport, Outcome
+from spool.errors import SpoolError
+
+log = logging.getLogger(__name__)
+
+JOB_ID = "spool-drain"
+
+
+@dataclass(frozen=True)
+class FlushReport:
+    """What a shutdown flush achieved before its deadline."""
+
+    rows_written: int
+    rows_left: int
+    timed_out: bool
+
+
+class DrainScheduler:
+    """Owns the background job that calls `Drainer.drain_once`.
+
+    The job runs every `interval_seconds` and once at start (leftovers of an earlier run).
+    `coalesce` and `max_instances=1` keep a slow drain from piling up runs; the drainer's own
+    sink times out its I/O so a hung database cannot block the job forever.
+    """
+
+    def __init__(
+        self,
+        drainer: Drainer,
+        *,
+        interval_seconds: float = 1.0,
+        max_cycles_per_run: int = 1_000,
+    ) -> None:
+        self.drainer = drainer
+        self.interval_seconds = interval_seconds
+        self.max_cycles_per_run = max_cycles_per_run
+        self._scheduler = BackgroundScheduler(timezone=UTC)
+        self._stopping = threading.Event()
+        self.completed_runs = 0  # job runs finished: lets callers see the job is alive
+
+    def start(self) -> None:
+        self._scheduler.add_job(
+            self.run_due,
+            "interval",
+            seconds=self.interval_seconds,
+            id=JOB_ID,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+            next_run_time=datetime.now(UTC),  # drain what an earlier run left behind
+        )
+        self._scheduler.start()
+
+    def wake(self) -> None:
+        """Run the drain job now instead of at its next interval."""
+        if self._scheduler.running and not self._stopping.is_set():
+            self._scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC))
+
+    def notify_appended(self, pending_for_key: int) -> None:
+        """Wake the drain when an append completes a full batch for its key."""
+        if pending_for_key % self.drainer.policy.batch_size == 0:
+            self.wake()
+
+    def run_due(self) -> None:
+        """The job: drain cycles back to back while more is due, within a bounded count,
+        then checkpoint the WAL so the space of drained rows is reused."""
+        written = 0
+        try:
+            for _ in range(self.max_cycles_per_run):
+                if self._stopping.is_set():
+                    break
+                report = self.drainer.drain_once()
+                written += report.rows_written + report.dead_lettered
+                if not report.more_due:
+                    break
+            if written:
+                self.drainer.queue.db.checkpoint()
+        except SpoolError:
+            log.exception("drain job could not read or update the spool")
+        finally:
+            self.completed_runs += 1
+
+    def shutdown(self, deadline_seconds: float) -> FlushReport:
+        """Stop the job, then flush everything pending until done or the deadline passes.
+
+        What cannot be written stays in the spool for the next start.
+        """
+        self._stopping.set()
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
+        return flush(self.drainer, deadline_seconds)
+
+
+def flush(drainer: Drainer, deadline_seconds: float) -> FlushReport:
+    """Force-drain until the queue is empty, a cycle fails, or `deadline_seconds` pass."""
+    give_up_at = time.monotonic() + deadline_seconds
+    written = 0
+    timed_out = False
+    while True:
+        if time.monotonic() >= give_up_at:
+            timed_out = True
+            break
+        report: DrainReport = drainer.drain_once(force=True)
+        written += report.rows_written
+        if report.outcome is not Outcome.WRITTEN:
+            break
+        if not report.rows_written and not report.dead_lettered:
+            break
+    if written:
+        drainer.queue.db.checkpoint()
+    left = drainer.queue.stats().pending
+    if left:
+        log.warning("shutdown flush: %d rows written, %d rows stay in the spool", written, left)
+    else:
+        log.info("shutdown flush: %d rows written, spool empty", written)
+    return FlushReport(rows_written=written, rows_left=left, timed_out=timed_out)

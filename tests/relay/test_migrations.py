@@ -1,0 +1,80 @@
+"""Alembic revision 1 on real PostgreSQL and SQLite: up, down, up, and no drift from the code."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from relay import migrations
+from relay.database import make_engine
+from relay.schema import metadata
+from tests.support.pg_cluster import PgCluster
+
+TABLES = {"companies", "events", "webhooks", "webhook_events", "webhook_executions"}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def table_names(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return set(sa.inspect(engine).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_downgrade_upgrade_on_postgresql(pg_cluster: PgCluster) -> None:
+    pg_cluster.create_database("migrations_roundtrip")
+    url = pg_cluster.url("migrations_roundtrip")
+    migrations.upgrade(url)
+    assert table_names(url) == TABLES
+    migrations.downgrade(url, "base")
+    assert table_names(url) == set()
+    migrations.upgrade(url)
+    assert table_names(url) == TABLES
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        indexes = {
+            row.indexname: row.indexdef
+            for row in conn.execute(
+                sa.text("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = :t"),
+                {"t": "webhook_executions"},
+            )
+        }
+        seeded = conn.execute(sa.text("SELECT name FROM events")).scalars().all()
+        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+    engine.dispose()
+    assert "WHERE (phone_number IS NOT NULL)" in indexes["idx_webhook_executions_phone_number"]
+    assert "(company_id, created_at DESC)" in indexes["idx_webhook_executions_company_created"]
+    assert "uq_webhook_executions_execution_id" in indexes
+    assert "call-history-was-created" in seeded
+    assert diff == [], f"migrations and relay/schema.py disagree: {diff}"
+
+
+def test_upgrade_downgrade_upgrade_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'relay.db'}"
+    migrations.upgrade(url)
+    migrations.downgrade(url, "base")
+    assert table_names(url) == set()
+    migrations.upgrade(url)
+    assert table_names(url) == TABLES
+
+
+def test_plain_alembic_command_reads_relay_database_url(pg_cluster: PgCluster) -> None:
+    pg_cluster.create_database("migrations_cli")
+    url = pg_cluster.url("migrations_cli")
+    env = {**os.environ, "RELAY_DATABASE_URL": url}
+    subprocess.run(
+        [Path(sys.executable).with_name("alembic"), "upgrade", "head"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    assert table_names(url) == TABLES

@@ -1,0 +1,85 @@
+"""The thin wiring test of the APScheduler job: leftovers at start, early wake, shutdown flush.
+
+Timing rules are tested through `drain_once` under freezegun; here real time runs, so the
+waits are bounded polls for an observable result, never sleeps standing in for logic.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine
+
+from relay.sink import ExecutionLogSink
+from spool import Drainer, DrainPolicy, DrainScheduler, DurableQueue
+from tests.conftest import append_results, assert_logged_once, logged_ids
+from tests.support.pg_cluster import PgCluster
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    stop = threading.Event()
+    for _ in range(int(timeout / 0.02)):
+        if condition():
+            return True
+        stop.wait(0.02)
+    return condition()
+
+
+def test_leftovers_of_an_earlier_run_drain_at_start(
+    outbox: DurableQueue, sink: ExecutionLogSink, pg_engine: Engine
+) -> None:
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    ids = append_results(outbox, uuid.uuid4(), 7, clock=lambda: an_hour_ago)
+    scheduler = DrainScheduler(Drainer(outbox, sink, DrainPolicy()), interval_seconds=3600)
+    scheduler.start()  # the interval is an hour: only the start-up run can drain them
+    try:
+        assert eventually(lambda: outbox.stats().pending == 0)
+    finally:
+        scheduler.shutdown(deadline_seconds=5)
+    assert_logged_once(pg_engine, ids)
+
+
+def test_an_append_completing_a_batch_wakes_the_drain(
+    outbox: DurableQueue, sink: ExecutionLogSink, pg_engine: Engine
+) -> None:
+    scheduler = DrainScheduler(Drainer(outbox, sink, DrainPolicy()), interval_seconds=3600)
+    scheduler.start()
+    try:
+        assert eventually(lambda: scheduler.completed_runs == 1)  # the start-up run is over
+        company = uuid.uuid4()
+        ids = append_results(outbox, company, 50)
+        scheduler.notify_appended(outbox.backlog()[0].pending)  # the 50th: wake now
+        assert eventually(lambda: scheduler.completed_runs == 2)  # woken, not the hourly run
+        assert len(logged_ids(pg_engine)) == 50
+    finally:
+        scheduler.shutdown(deadline_seconds=5)
+    assert_logged_once(pg_engine, ids)
+
+
+def test_shutdown_flushes_young_rows_within_its_deadline(
+    outbox: DurableQueue, sink: ExecutionLogSink, pg_engine: Engine
+) -> None:
+    scheduler = DrainScheduler(Drainer(outbox, sink, DrainPolicy()), interval_seconds=3600)
+    scheduler.start()
+    ids = append_results(outbox, uuid.uuid4(), 12)  # young, under a batch: not due
+    report = scheduler.shutdown(deadline_seconds=10)
+    assert (report.rows_written, report.rows_left, report.timed_out) == (12, 0, False)
+    assert_logged_once(pg_engine, ids)
+
+
+def test_what_shutdown_cannot_write_stays_in_the_spool(
+    outbox: DurableQueue, sink: ExecutionLogSink, pg_engine: Engine, pg_cluster: PgCluster
+) -> None:
+    scheduler = DrainScheduler(Drainer(outbox, sink, DrainPolicy()), interval_seconds=3600)
+    scheduler.start()
+    append_results(outbox, uuid.uuid4(), 12)
+    pg_cluster.stop()
+    try:
+        report = scheduler.shutdown(deadline_seconds=10)
+    finally:
+        pg_cluster.start()
+    assert (report.rows_written, report.rows_left) == (0, 12)
+    assert outbox.stats().pending == 12

@@ -1,0 +1,177 @@
+"""The spool file: private on disk, refuses corruption, bounded, group-committed, WAL kept small."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from spool import (
+    DurableQueue,
+    KeyTake,
+    SpoolCorruptError,
+    SpoolDatabase,
+    SpoolFullError,
+    SpoolRecord,
+    TakeReason,
+)
+
+
+def oldest(queue: DurableQueue, key: str, rows: int) -> list[SpoolRecord]:
+    return queue.fetch([KeyTake(key, rows, TakeReason.FORCED)])
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_file_and_directory_are_created_private(tmp_path: Path) -> None:
+    path = tmp_path / "new-dir" / "spool.db"
+    db = SpoolDatabase(path)
+    DurableQueue(db, "outbox").append("k", b"x")
+    assert mode(path.parent) == 0o700
+    assert mode(path) == 0o600
+    assert mode(Path(f"{path}-wal")) == 0o600
+    db.close()
+
+
+def test_journal_mode_is_wal_and_synchronous_full_on_every_connection(spool_path: Path) -> None:
+    db = SpoolDatabase(spool_path)
+    assert db.read(lambda c: c.execute("PRAGMA journal_mode").fetchone()[0]) == "wal"
+    assert db.read(lambda c: c.execute("PRAGMA synchronous").fetchone()[0]) == 2  # FULL
+    assert db.write(lambda c: c.execute("PRAGMA synchronous").fetchone()[0]) == 2
+    db.close()
+
+
+def test_synchronous_normal_can_be_chosen(spool_path: Path) -> None:
+    db = SpoolDatabase(spool_path, synchronous="NORMAL")
+    assert db.read(lambda c: c.execute("PRAGMA synchronous").fetchone()[0]) == 1
+    db.close()
+    with pytest.raises(ValueError):
+        SpoolDatabase(spool_path, synchronous="OFF")  # type: ignore[arg-type]
+
+
+def test_a_file_that_is_not_a_database_is_refused_and_left_untouched(spool_path: Path) -> None:
+    spool_path.parent.mkdir(parents=True)
+    spool_path.write_bytes(b"this is not sqlite" * 500)
+    before = digest(spool_path)
+    with pytest.raises(SpoolCorruptError, match="left untouched"):
+        SpoolDatabase(spool_path)
+    assert digest(spool_path) == before
+
+
+def test_a_truncated_spool_is_refused_and_left_untouched(spool_path: Path) -> None:
+    db = SpoolDatabase(spool_path)
+    queue = DurableQueue(db, "outbox")
+    db.write(lambda c: [queue.append_in(c, f"k{i % 7}", b"x" * 700) for i in range(3000)])
+    db.close()
+    data = spool_path.read_bytes()
+    spool_path.write_bytes(data[: len(data) // 2])
+    before = digest(spool_path)
+    with pytest.raises(SpoolCorruptError):
+        SpoolDatabase(spool_path)
+    assert digest(spool_path) == before
+
+
+def test_past_the_bound_appends_fail_and_nothing_stored_is_dropped(spool_path: Path) -> None:
+    db = SpoolDatabase(spool_path, max_bytes=256 * 1024)
+    queue = DurableQueue(db, "outbox")
+    stored = 0
+    with pytest.raises(SpoolFullError, match="at its bound"):
+        for _ in range(10_000):  # bounded: the bound is hit after a few hundred
+            queue.append("k", b"x" * 1000)
+            stored += 1
+    assert 100 < stored < 10_000
+    assert queue.stats().pending == stored
+    # Work that finishes other work is not refused by the intake bound.
+    receipt = db.write(lambda c: queue.append_in(c, "k", b"result"))
+    assert receipt.pending == stored + 1
+    # Draining frees room: appends are accepted again.
+    queue.remove(oldest(queue, "k", 200))
+    queue.append("k", b"x" * 1000)
+    db.close()
+
+
+def test_concurrent_appends_share_one_commit(spool_path: Path) -> None:
+    """While one transaction is committing, every append that arrives joins the next one."""
+    db = SpoolDatabase(spool_path)
+    queue = DurableQueue(db, "outbox")
+    leader_inside = threading.Event()
+    release_leader = threading.Event()
+
+    def slow_operation(conn: sqlite3.Connection) -> None:
+        leader_inside.set()
+        assert release_leader.wait(10)
+
+    leader = threading.Thread(target=db.write, args=(slow_operation,))
+    leader.start()
+    assert leader_inside.wait(10)
+    commits_before = db.commits
+    followers = [threading.Thread(target=queue.append, args=(f"k{i}", b"x")) for i in range(8)]
+    for thread in followers:
+        thread.start()
+    for _ in range(1000):  # wait (bounded) until all 8 are queued behind the leader
+        if len(db._group.queue) == 8:
+            break
+        threading.Event().wait(0.005)
+    assert len(db._group.queue) == 8
+    release_leader.set()
+    for thread in [leader, *followers]:
+        thread.join(10)
+    assert db.commits - commits_before == 2  # the leader's, then all 8 followers together
+    assert queue.stats().pending == 8
+    db.close()
+
+
+def test_a_failing_operation_undoes_only_itself(spool_path: Path) -> None:
+    db = SpoolDatabase(spool_path)
+    queue = DurableQueue(db, "outbox")
+
+    def append_then_fail(conn: sqlite3.Connection) -> None:
+        queue.append_in(conn, "bad", b"x")
+        raise RuntimeError("caller's own failure")
+
+    with pytest.raises(RuntimeError):
+        db.write(append_then_fail)
+    queue.append("good", b"y")
+    assert {b.key: b.pending for b in queue.backlog()} == {"good": 1}
+    db.close()
+
+
+def test_two_queues_change_in_one_transaction(spool_path: Path) -> None:
+    """The relay finishes a delivery (inbox) and appends its result (outbox) atomically."""
+    db = SpoolDatabase(spool_path)
+    inbox, outbox = DurableQueue(db, "inbox"), DurableQueue(db, "outbox")
+    inbox.append("company", b"event")
+    [delivery] = oldest(inbox, "company", 1)
+
+    def finish(conn: sqlite3.Connection) -> None:
+        inbox.remove_in(conn, [delivery])
+        outbox.append_in(conn, "company", b"result")
+        raise RuntimeError("crash before commit")
+
+    with pytest.raises(RuntimeError):
+        db.write(finish)
+    assert (inbox.stats().pending, outbox.stats().pending) == (1, 0)
+    db.write(lambda conn: (inbox.remove_in(conn, [delivery]), outbox.append_in(conn, "c", b"r")))
+    assert (inbox.stats().pending, outbox.stats().pending) == (0, 1)
+    db.close()
+
+
+def test_checkpoint_truncates_the_wal(spool_path: Path) -> None:
+    db = SpoolDatabase(spool_path)
+    queue = DurableQueue(db, "outbox")
+    db.write(lambda c: [queue.append_in(c, "k", b"x" * 700) for _ in range(2000)])
+    wal = Path(f"{spool_path}-wal")
+    assert wal.stat().st_size > 1_000_000
+    db.checkpoint()
+    assert wal.stat().st_size == 0
+    db.close()

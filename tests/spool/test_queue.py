@@ -1,0 +1,118 @@
+"""The durable queue: per-key counts, dead letters, acknowledged appends surviving SIGKILL."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from freezegun import freeze_time
+
+from spool import DurableQueue, KeyTake, SpoolDatabase, TakeReason
+
+APPENDER = Path(__file__).with_name("appender_process.py")
+
+
+def test_backlog_counts_and_oldest_follow_appends_and_removals(outbox: DurableQueue) -> None:
+    t0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    for second in range(5):
+        outbox.append("a", b"x", enqueued_at=t0 + timedelta(seconds=second))
+    outbox.append("b", b"y", enqueued_at=t0)
+    assert {(b.key, b.pending, b.oldest_enqueued_at) for b in outbox.backlog()} == {
+        ("a", 5, t0),
+        ("b", 1, t0),
+    }
+    first_two = outbox.fetch([KeyTake("a", 2, TakeReason.FORCED)])
+    assert [r.enqueued_at for r in first_two] == [t0, t0 + timedelta(seconds=1)]
+    outbox.remove(first_two)
+    assert {(b.key, b.pending, b.oldest_enqueued_at) for b in outbox.backlog()} == {
+        ("a", 3, t0 + timedelta(seconds=2)),
+        ("b", 1, t0),
+    }
+    outbox.remove(outbox.fetch([KeyTake("b", 1, TakeReason.FORCED)]))
+    assert [b.key for b in outbox.backlog()] == ["a"]
+
+
+def test_append_receipt_counts_pending_for_its_key(outbox: DurableQueue) -> None:
+    receipts = [outbox.append("a", b"x") for _ in range(3)]
+    assert [r.pending for r in receipts] == [1, 2, 3]
+    assert len({r.record_id for r in receipts}) == 3
+    assert outbox.append("b", b"x").pending == 1
+
+
+def test_records_keep_their_payload_bytes_and_ids(outbox: DurableQueue) -> None:
+    receipt = outbox.append("a", b"\x00\xffbinary", record_id="fixed-id")
+    [record] = outbox.fetch([KeyTake("a", 10, TakeReason.FORCED)])
+    assert (record.id, record.key, record.payload) == ("fixed-id", "a", b"\x00\xffbinary")
+    assert receipt.record_id == "fixed-id"
+
+
+def test_enqueue_time_comes_from_the_injected_clock(spool_db: SpoolDatabase) -> None:
+    with freeze_time("2026-11-25 12:00:00"):
+        queue = DurableQueue(spool_db, "outbox")
+        queue.append("a", b"x")
+    [backlog] = queue.backlog()
+    assert backlog.oldest_enqueued_at == datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def test_dead_letters_keep_the_error_and_retry_with_the_same_id(outbox: DurableQueue) -> None:
+    t0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    outbox.append("a", b"bad", record_id="r1", enqueued_at=t0)
+    outbox.append("a", b"good", record_id="r2", enqueued_at=t0)
+    bad = outbox.fetch([KeyTake("a", 1, TakeReason.FORCED)])[0]
+    outbox.dead_letter(bad, "value too long for type character varying(20)")
+    [dead] = outbox.dead_letters()
+    assert (dead.id, dead.key, dead.payload) == ("r1", "a", b"bad")
+    assert "too long" in dead.error
+    assert outbox.stats().pending == 1 and outbox.stats().dead_letters == 1
+
+    assert outbox.retry_dead_letters(["no-such-id"]) == 0
+    assert outbox.retry_dead_letters(["r1"]) == 1
+    assert outbox.stats().dead_letters == 0
+    ids = [r.id for r in outbox.fetch([KeyTake("a", 10, TakeReason.FORCED)])]
+    assert sorted(ids) == ["r1", "r2"]
+    [backlog] = outbox.backlog()
+    assert backlog.oldest_enqueued_at == t0  # still due at once
+
+
+def test_retry_all_dead_letters(outbox: DurableQueue) -> None:
+    for i in range(3):
+        outbox.append("a", b"x", record_id=f"r{i}")
+    for record in outbox.fetch([KeyTake("a", 3, TakeReason.FORCED)]):
+        outbox.dead_letter(record, "boom")
+    assert outbox.stats().pending == 0
+    assert outbox.retry_dead_letters() == 3
+    assert outbox.stats().pending == 3
+
+
+def test_acknowledged_appends_survive_sigkill_mid_append(spool_path: Path) -> None:
+    """A writer killed with SIGKILL while appending leaves a readable spool holding every
+    record whose append had returned."""
+    process = subprocess.Popen(
+        [sys.executable, str(APPENDER), str(spool_path), "4"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    acknowledged: list[str] = []
+    for line in process.stdout:  # bounded: the appender stops by itself after 20,000
+        acknowledged.append(line.strip())
+        if len(acknowledged) >= 400:
+            break
+    process.send_signal(signal.SIGKILL)
+    process.wait(10)
+    acknowledged.extend(line.strip() for line in process.stdout.readlines())
+    assert process.returncode == -signal.SIGKILL
+
+    db = SpoolDatabase(spool_path)  # integrity check passes
+    queue = DurableQueue(db, "outbox")
+    stored = {
+        r.id
+        for b in queue.backlog()
+        for r in queue.fetch([KeyTake(b.key, b.pending, TakeReason.FORCED)])
+    }
+    assert set(acknowledged) <= stored
+    assert sum(b.pending for b in queue.backlog()) == len(stored)  # bookkeeping consistent
+    db.close()
