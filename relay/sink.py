@@ -22,7 +22,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from relay.database import is_postgresql
 from relay.db_errors import classify
-from relay.executions import COLUMNS, ExecutionRow, decode_record
+from relay.executions import COLUMNS, ExecutionRow, decode_records
 from relay.schema import webhook_executions
 from spool import SpoolRecord
 
@@ -59,7 +59,7 @@ class ExecutionLogSink:
         """Write all records in one transaction, or raise a classified `SinkError`."""
         if not records:
             return
-        rows = [decode_record(record) for record in records]  # RecordSinkError names a bad one
+        rows = decode_records(records)  # RecordSinkError names every invalid record
         started = time.perf_counter()
         per_company = Counter(str(row.company_id) for row in rows)
         for company, count in per_company.items():

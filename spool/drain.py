@@ -111,38 +111,45 @@ class Drainer:
         )
 
     def _write_isolating(self, records: Sequence[SpoolRecord]) -> tuple[int, int]:
-        """Write records; on a record error, bisect until each bad record is alone.
+        """Write records; isolate bad ones into dead letters, write the rest.
 
-        Returns (sink transactions committed, records dead-lettered). Good halves are written
-        and removed as soon as they commit, so progress survives a later transient failure.
+        Records the sink names are buried at once; an anonymous record error (the database
+        refused the batch) is bisected until each bad record is alone. Returns (sink
+        transactions committed, records dead-lettered). Good parts are removed from the spool
+        as soon as they commit, so progress survives a later transient failure.
         """
-        try:
-            self.sink.write(records)
-        except RecordSinkError as exc:
-            if len(records) == 1:
-                self._bury(records[0], exc)
-                return 0, 1
-            return self._bisect(records, exc)
-        self.queue.remove(records)
-        return 1, 0
+        pending = list(records)
+        dead = 0
+        while pending:  # bounded: every pass writes everything or buries at least one record
+            try:
+                self.sink.write(pending)
+            except RecordSinkError as exc:
+                named = [r for r in pending if r.id in exc.rejected]
+                if named:
+                    for record in named:
+                        self._bury(record, exc.rejected[record.id])
+                    dead += len(named)
+                    pending = [r for r in pending if r.id not in exc.rejected]
+                    continue
+                if len(pending) == 1:
+                    self._bury(pending[0], str(exc))
+                    return 0, dead + 1
+                middle = len(pending) // 2
+                left_commits, left_dead = self._write_isolating(pending[:middle])
+                right_commits, right_dead = self._write_isolating(pending[middle:])
+                return left_commits + right_commits, dead + left_dead + right_dead
+            self.queue.remove(pending)
+            return 1, dead
+        return 0, dead
 
-    def _bisect(self, records: Sequence[SpoolRecord], exc: RecordSinkError) -> tuple[int, int]:
-        culprit = next((r for r in records if r.id == exc.record_id), None)
-        if culprit is not None:  # the sink named the bad record: no need to search for it
-            self._bury(culprit, exc)
-            rest = [r for r in records if r is not culprit]
-            committed, dead = self._write_isolating(rest) if rest else (0, 0)
-            return committed, dead + 1
-        middle = len(records) // 2
-        left_commits, left_dead = self._write_isolating(records[:middle])
-        right_commits, right_dead = self._write_isolating(records[middle:])
-        return left_commits + right_commits, left_dead + right_dead
-
-    def _bury(self, record: SpoolRecord, exc: RecordSinkError) -> None:
+    def _bury(self, record: SpoolRecord, reason: str) -> None:
         log.error(
-            "dead letter: record %s (key %s) refused by the sink: %s", record.id, record.key, exc
+            "dead letter: record %s (key %s) refused by the sink: %s",
+            record.id,
+            record.key,
+            reason,
         )
-        self.queue.dead_letter(record, str(exc))
+        self.queue.dead_letter(record, reason)
 
     def _failed(
         self, now: datetime, outcome: Outcome, exc: Exception, attempted: int

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class SpoolError(Exception):
     """Base class for every error raised by the spool library."""
@@ -32,14 +34,16 @@ class TransientSinkError(SinkError):
 
 
 class RecordSinkError(SinkError):
-    """A record in the batch is at fault; bisect the batch to isolate it.
+    """Records in the batch are at fault.
 
-    `record_id` is set when the sink already knows which record is bad.
+    `rejected` maps record ids to reasons when the sink already knows which records are bad
+    (its own validation); when it is empty (the database refused the batch without saying
+    which row) the drain bisects the batch to find them.
     """
 
-    def __init__(self, message: str, record_id: str | None = None) -> None:
+    def __init__(self, message: str, rejected: Mapping[str, str] | None = None) -> None:
         super().__init__(message)
-        self.record_id = record_id
+        self.rejected: dict[str, str] = dict(rejected or {})
 
 
 class ConfigSinkError(SinkError):

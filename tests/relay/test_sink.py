@@ -136,7 +136,7 @@ def test_a_server_side_record_error_is_found_by_bisection(
     good += append_results(outbox, company, 43)
     with pytest.raises(RecordSinkError) as failure:
         sink.write(all_records(outbox))
-    assert failure.value.record_id is None  # the database does not say which row
+    assert failure.value.rejected == {}  # the database does not say which row
     assert "22003" in str(failure.value)
     report = Drainer(outbox, sink, DrainPolicy()).drain_once(force=True)
     assert report.dead_lettered == 1
@@ -171,3 +171,20 @@ def test_records_older_than_a_day_keep_their_time(
     with pg_engine.connect() as conn:
         stored = conn.execute(sa.text("SELECT created_at FROM webhook_executions")).scalar_one()
     assert stored == long_ago
+
+
+def test_thousands_of_invalid_records_are_buried_in_one_pass(
+    outbox: DurableQueue, sink: ExecutionLogSink, pg_engine: Engine
+) -> None:
+    company = uuid.uuid4()
+    good: list[str] = []
+    for n in range(2000):
+        if n % 3:
+            good += append_results(outbox, company, 1)
+        else:
+            bad = poison(company, "21-digit phone")
+            outbox.append(bad.spool_key(), bad.spool_payload())
+    report = Drainer(outbox, sink, DrainPolicy()).drain_once(force=True)
+    assert (report.rows_written, report.dead_lettered, report.transactions) == (1333, 667, 1)
+    assert_logged_once(pg_engine, good)
+    assert all("phone_number has 21 characters" in d.error for d in outbox.dead_letters())
