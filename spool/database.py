@@ -53,6 +53,7 @@ class _GroupCommitState:
 
     queue: list[_PendingWrite] = field(default_factory=list)
     committing: bool = False
+    leader: int | None = None  # thread committing now: a nested write would deadlock
     condition: threading.Condition = field(default_factory=threading.Condition)
 
 
@@ -118,8 +119,10 @@ class SpoolDatabase:
         self._writer.execute(f"PRAGMA journal_size_limit = {_WAL_SIZE_LIMIT}")
 
     def close(self) -> None:
-        """Checkpoint and close; safe to call twice."""
+        """Checkpoint and close (after any commit in progress)."""
         with self._group.condition:
+            while self._group.committing:
+                self._group.condition.wait()
             try:
                 self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error as exc:
@@ -139,6 +142,8 @@ class SpoolDatabase:
         """
         item = _PendingWrite(operation)
         group = self._group
+        if group.leader == threading.get_ident():
+            raise RuntimeError("SpoolDatabase.write called from inside a write operation")
         with group.condition:
             group.queue.append(item)
             while not item.done and group.committing:
@@ -146,12 +151,14 @@ class SpoolDatabase:
             if item.done:
                 return cast(T, item.outcome())
             group.committing = True
+            group.leader = threading.get_ident()
             batch, group.queue = group.queue, []
         try:
             self._commit_batch(batch)
         finally:
             with group.condition:
                 group.committing = False
+                group.leader = None
                 group.condition.notify_all()
         return cast(T, item.outcome())
 

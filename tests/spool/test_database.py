@@ -175,3 +175,12 @@ def test_checkpoint_truncates_the_wal(spool_path: Path) -> None:
     db.checkpoint()
     assert wal.stat().st_size == 0
     db.close()
+
+
+def test_a_write_nested_in_a_write_fails_instead_of_deadlocking(spool_db: SpoolDatabase) -> None:
+    queue = DurableQueue(spool_db, "outbox")
+    with pytest.raises(RuntimeError, match="inside a write operation"):
+        spool_db.write(lambda conn: queue.append("k", b"x"))
+    assert queue.stats().pending == 0
+    queue.append("k", b"still works")
+    assert queue.stats().pending == 1
