@@ -92,6 +92,7 @@ class SpoolDatabase:
         self._read_lock = threading.Lock()
         self._group = _GroupCommitState()
         self.commits = 0  # transactions committed by `write`: group commit's effect, observable
+        self._after_commit: list[Callable[[], None]] = []  # touched only by the leader
         self._page_size = int(self._writer.execute("PRAGMA page_size").fetchone()[0])
 
     # -- connections -------------------------------------------------------------------------
@@ -162,14 +163,26 @@ class SpoolDatabase:
                 group.condition.notify_all()
         return cast(T, item.outcome())
 
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """From inside a write operation: run `callback` once its transaction has committed.
+
+        Dropped if the operation fails or the transaction rolls back. Callbacks run on the
+        committing thread, so they must be quick (waking a scheduler, counting).
+        """
+        if self._group.leader != threading.get_ident():
+            raise RuntimeError("after_commit is only valid inside a write operation")
+        self._after_commit.append(callback)
+
     def _commit_batch(self, batch: list[_PendingWrite]) -> None:
         conn = self._writer
+        self._after_commit = []
         try:
             conn.execute("BEGIN IMMEDIATE")
             for item in batch:
                 self._run_in_savepoint(conn, item)
             conn.execute("COMMIT")
             self.commits += 1
+            self._run_after_commit()
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -186,11 +199,21 @@ class SpoolDatabase:
             for item in batch:
                 item.done = True
 
+    def _run_after_commit(self) -> None:
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # the data is committed; a failed notification must not undo it
+                log.exception("spool %s: after-commit callback failed", self.path)
+
     def _run_in_savepoint(self, conn: sqlite3.Connection, item: _PendingWrite) -> None:
         conn.execute("SAVEPOINT spool_op")
+        callbacks_before = len(self._after_commit)
         try:
             item.result = item.operation(conn)
         except Exception as exc:
+            del self._after_commit[callbacks_before:]
             conn.execute("ROLLBACK TO spool_op")
             conn.execute("RELEASE spool_op")
             item.error = (

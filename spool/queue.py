@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 import sqlite3
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from spool.clock import Clock, from_micros, to_micros, utc_now
 from spool.database import SpoolDatabase
@@ -72,6 +73,7 @@ class DurableQueue:
         self.db = db
         self.name = name
         self._clock = clock
+        self._append_listeners: list[Callable[[AppendReceipt], None]] = []
         self._records = f"{name}_records"
         self._keys = f"{name}_keys"
         self._dead = f"{name}_dead_letters"
@@ -110,6 +112,10 @@ class DurableQueue:
         )
 
     # -- appending -----------------------------------------------------------------------------
+
+    def add_append_listener(self, listener: Callable[[AppendReceipt], None]) -> None:
+        """Call `listener` with each receipt once its append has committed (a drain wakes)."""
+        self._append_listeners.append(listener)
 
     def append(
         self,
@@ -159,7 +165,10 @@ class DurableQueue:
                 RETURNING pending""",
             (key, at),
         ).fetchone()
-        return AppendReceipt(rid, key, int(row[0]))
+        receipt = AppendReceipt(rid, key, int(row[0]))
+        for listener in self._append_listeners:
+            self.db.after_commit(partial(listener, receipt))
+        return receipt
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from spool.drain import Drainer, DrainReport, Outcome
 from spool.errors import SpoolError
+from spool.queue import AppendReceipt
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,8 @@ class DrainScheduler:
         self.completed_runs = 0  # job runs finished: lets callers see the job is alive
 
     def start(self) -> None:
+        """Start the job; it runs at once, then every interval, and on full batches."""
+        self.drainer.queue.add_append_listener(self._on_append)
         self._scheduler.add_job(
             self.run_due,
             "interval",
@@ -67,9 +70,9 @@ class DrainScheduler:
         if self._scheduler.running and not self._stopping.is_set():
             self._scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC))
 
-    def notify_appended(self, pending_for_key: int) -> None:
+    def _on_append(self, receipt: AppendReceipt) -> None:
         """Wake the drain when an append completes a full batch for its key."""
-        if pending_for_key % self.drainer.policy.batch_size == 0:
+        if receipt.pending % self.drainer.policy.batch_size == 0:
             self.wake()
 
     def run_due(self) -> None:

@@ -50,8 +50,9 @@ def test_an_append_completing_a_batch_wakes_the_drain(
     try:
         assert eventually(lambda: scheduler.completed_runs == 1)  # the start-up run is over
         company = uuid.uuid4()
-        ids = append_results(outbox, company, 50)
-        scheduler.notify_appended(outbox.backlog()[0].pending)  # the 50th: wake now
+        ids = append_results(outbox, company, 49)
+        assert scheduler.completed_runs == 1  # 49 rows: no wake
+        ids += append_results(outbox, company, 1)  # the 50th wakes the job
         assert eventually(lambda: scheduler.completed_runs == 2)  # woken, not the hourly run
         assert len(logged_ids(pg_engine)) == 50
     finally:

@@ -184,3 +184,31 @@ def test_a_write_nested_in_a_write_fails_instead_of_deadlocking(spool_db: SpoolD
     assert queue.stats().pending == 0
     queue.append("k", b"still works")
     assert queue.stats().pending == 1
+
+
+def test_after_commit_callbacks_run_only_for_committed_operations(
+    spool_db: SpoolDatabase,
+) -> None:
+    ran: list[str] = []
+
+    def succeeds(conn: sqlite3.Connection) -> None:
+        spool_db.after_commit(lambda: ran.append("committed"))
+
+    def fails(conn: sqlite3.Connection) -> None:
+        spool_db.after_commit(lambda: ran.append("rolled back"))
+        raise ValueError("operation failed")
+
+    spool_db.write(succeeds)
+    with pytest.raises(ValueError):
+        spool_db.write(fails)
+    assert ran == ["committed"]
+    with pytest.raises(RuntimeError):
+        spool_db.after_commit(lambda: None)  # outside a write
+
+
+def test_append_listeners_hear_committed_appends(outbox: DurableQueue) -> None:
+    heard: list[int] = []
+    outbox.add_append_listener(lambda receipt: heard.append(receipt.pending))
+    outbox.append("k", b"x")
+    outbox.db.write(lambda conn: outbox.append_in(conn, "k", b"y"))
+    assert heard == [1, 2]
