@@ -121,16 +121,22 @@ class SpoolDatabase:
 
     def close(self) -> None:
         """Checkpoint and close (after any commit in progress)."""
-        with self._group.condition:
-            while self._group.committing:
-                self._group.condition.wait()
+        with self._exclusive_writer() as writer:
             try:
-                self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            except sqlite3.Error as exc:
+                self.checkpoint()
+            except SpoolError as exc:
                 log.warning("spool %s: checkpoint on close failed: %s", self.path, exc)
-            self._writer.close()
+            writer.close()
         with self._read_lock:
             self._reader.close()
+
+    @contextmanager
+    def _exclusive_writer(self) -> Iterator[sqlite3.Connection]:
+        """The writer connection once no group commit uses it; new writes wait meanwhile."""
+        with self._group.condition:  # an RLock: the holder may re-enter
+            while self._group.committing:
+                self._group.condition.wait()
+            yield self._writer
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -266,19 +272,16 @@ class SpoolDatabase:
 
     def checkpoint(self) -> None:
         """Copy the WAL into the database and truncate it, so the WAL cannot grow unbounded."""
-        with self._group.condition:
-            while self._group.committing:
-                self._group.condition.wait()
+        with self._exclusive_writer() as writer:
             try:
-                self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error as exc:
                 raise translate_sqlite_error(exc, self.path) from exc
 
     @contextmanager
     def schema_transaction(self) -> Iterator[sqlite3.Connection]:
         """Yield the writer inside BEGIN IMMEDIATE, for one-off schema set-up at open."""
-        with self._group.condition:
-            conn = self._writer
+        with self._exclusive_writer() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
