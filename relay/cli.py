@@ -9,25 +9,24 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
 
 from relay import __version__, migrations
+from relay.cli_registry import add_registry_commands
+from relay.cli_support import CommandError, Handler
 from relay.components import execution_log, open_spool
 from relay.database import display_url
+from relay.service import StartupError, serve
 from relay.settings import RelaySettings
 from relay.worker import run_drain_worker, stop_on_signals
 from spool import SinkError, SpoolError, flush, utc_now
 from spool.queue import QueueStats
 
 EXIT_USAGE = 2
-Handler = Callable[[argparse.Namespace, RelaySettings], int]
-
-
-class CommandError(Exception):
-    """A failure the user can act on: reported as one line, exit code 2."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -37,13 +36,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    for chatty in ("apscheduler", "httpx", "httpcore"):  # a line per job run / per POST
+        logging.getLogger(chatty).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     handler: Handler = args.handler
     try:
         settings = RelaySettings()
         return handler(args, settings)
     except ValidationError as exc:
         return _fail(parser, f"invalid configuration: {_validation_summary(exc)}")
-    except (CommandError, SpoolError, SinkError) as exc:
+    except (CommandError, StartupError, SpoolError, SinkError) as exc:
         return _fail(parser, str(exc))
 
 
@@ -70,6 +71,16 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="apply database migrations (Alembic head)")
     migrate.set_defaults(handler=_migrate)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the relay: intake, deliveries, execution log",
+        description="Serves POST /v1/events until SIGTERM/SIGINT.",
+    )
+    serve.add_argument("--host", help="listen address (default RELAY_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=_port, help="listen port (default RELAY_PORT, 8080)")
+    serve.set_defaults(handler=_serve)
+    add_registry_commands(commands)
 
     drain = commands.add_parser(
         "drain",
@@ -104,6 +115,21 @@ def _positive_seconds(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError("must be more than 0 seconds")
     return value
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"not a TCP port: {text!r}")
+    return int(text)
+
+
+def _serve(args: argparse.Namespace, settings: RelaySettings) -> int:
+    if make_url(settings.database_url).get_backend_name() == "sqlite":
+        _migrate(args, settings)  # the embedded default migrates itself
+    elif not migrations.is_current(settings.database_url):
+        raise CommandError("the database schema is not current: run `relay migrate` first")
+    serve(settings, args.host or settings.host, settings.port if args.port is None else args.port)
+    return 0
 
 
 def _migrate(_args: argparse.Namespace, settings: RelaySettings) -> int:

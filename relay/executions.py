@@ -6,6 +6,7 @@ The spool stores records as JSON bytes; `execution_id` is the spool record id an
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Sequence
@@ -167,3 +168,41 @@ def _json_text(value: object) -> str:
     text = _text(value, "request_payload")
     json.loads(text)  # raises ValueError (JSONDecodeError) when it is not JSON
     return text
+
+
+PHONE_PATHS: tuple[tuple[str, ...], ...] = (("callHistory", "number"), ("number",), ("phone",))
+_DIGITS = frozenset("0123456789")
+
+
+def phone_number_of(data: object) -> str | None:
+    """The dialled number as digits: `callHistory.number`, else `number`, else `phone`.
+
+    The first of those present decides: None when it has no digits or more than 20 (the
+    record still logs, just without a number).
+    """
+    for path in PHONE_PATHS:
+        value = _dig(data, path)
+        if value is None or isinstance(value, bool) or not isinstance(value, (str, int)):
+            continue
+        digits = "".join(ch for ch in str(value) if ch in _DIGITS)
+        return digits if 0 < len(digits) <= PHONE_MAX_DIGITS else None
+    return None
+
+
+def _dig(data: object, path: tuple[str, ...]) -> object:
+    for step in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(step)
+    return data
+
+
+def logged_payload(body: str, max_bytes: int) -> str:
+    """The body as logged: itself up to `max_bytes`, else a small JSON stand-in saying what
+    it was (size and sha256), so one huge event cannot bloat the log."""
+    raw = body.encode()
+    if len(raw) <= max_bytes:
+        return body
+    return json.dumps(
+        {"truncated": True, "size_bytes": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
+    )

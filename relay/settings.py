@@ -6,9 +6,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from relay.retry import RetryPolicy
 from spool import DrainPolicy
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/relay.db"
@@ -41,6 +42,53 @@ class RelaySettings(BaseSettings):
     db_timeout_seconds: float = Field(
         30, gt=0, description="Connect and statement timeout for the execution log database."
     )
+
+    # -- the relay service (`relay serve`) ----------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address `relay serve` listens on.")
+    port: int = Field(8080, ge=0, le=65535, description="Port `relay serve` listens on.")
+    intake_token: SecretStr | None = Field(
+        None, description="Bearer token required on POST /v1/events; unset: loopback only."
+    )
+    max_body_bytes: int = Field(1024 * 1024, ge=1, description="Largest accepted event body.")
+    http_timeout_seconds: float = Field(10, gt=0, description="Timeout of one POST attempt.")
+    max_in_flight: int = Field(64, ge=1, description="Deliveries in flight at once.")
+    max_per_host: int = Field(8, ge=1, description="Deliveries in flight to one host at once.")
+    max_attempts: int = Field(6, ge=1, description="Attempts per delivery, the first included.")
+    retry_schedule_seconds: str = Field(
+        "5,30,120,600,1800", description="Waits after the 1st, 2nd ... failed attempt."
+    )
+    logged_events: str = Field(
+        "call-history-was-created", description="Events whose attempts are logged; * for all."
+    )
+    log_payload_max_bytes: int = Field(
+        64 * 1024, ge=0, description="Largest request body stored in webhook_executions."
+    )
+    registry_refresh_seconds: float = Field(
+        30, gt=0, description="Full reload of companies and webhooks."
+    )
+    registry_check_seconds: float = Field(
+        2, gt=0, description="How often a cheap query looks for registry changes."
+    )
+    idempotency_hours: float = Field(24, gt=0, description="How long a caller's id is remembered.")
+
+    @field_validator("retry_schedule_seconds")
+    @classmethod
+    def _schedule_is_numbers(cls, value: str) -> str:
+        try:
+            waits = [float(part) for part in value.split(",")]
+        except ValueError:
+            raise ValueError("must be comma-separated seconds, e.g. 5,30,120") from None
+        if not waits or any(w <= 0 for w in waits):
+            raise ValueError("every wait must be more than 0 seconds")
+        return value
+
+    def retry_policy(self) -> RetryPolicy:
+        waits = tuple(timedelta(seconds=float(p)) for p in self.retry_schedule_seconds.split(","))
+        return RetryPolicy(schedule=waits, max_attempts=self.max_attempts)
+
+    def is_logged(self, event: str) -> bool:
+        names = {name.strip() for name in self.logged_events.split(",") if name.strip()}
+        return "*" in names or event in names
 
     def drain_policy(self) -> DrainPolicy:
         return DrainPolicy(

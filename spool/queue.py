@@ -68,8 +68,7 @@ class DurableQueue:
     """Append, inspect, fetch and remove records of one queue in a spool file."""
 
     def __init__(self, db: SpoolDatabase, name: str, *, clock: Clock = utc_now) -> None:
-        if not _NAME.match(name):
-            raise ValueError(f"queue name {name!r} must match {_NAME.pattern}")
+        validate_queue_name(name)
         self.db = db
         self.name = name
         self._clock = clock
@@ -292,6 +291,12 @@ class DurableQueue:
             return len(rows)
 
         return self.db.write(move)
+
+
+def validate_queue_name(name: str) -> None:
+    """Queue names become table names: keep them to plain identifiers."""
+    if not _NAME.match(name):
+        raise ValueError(f"queue name {name!r} must match {_NAME.pattern}")
 
 
 def _record(row: tuple[int, str, str, int, bytes]) -> SpoolRecord:
