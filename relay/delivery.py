@@ -14,6 +14,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from relay.event_input import EventInput
+from relay.executions import phone_number_of
+from relay.registry import RegistrySnapshot
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -79,3 +83,25 @@ def delivery_body(
         separators=(",", ":"),
         ensure_ascii=False,
     )
+
+
+def deliveries_for(
+    snapshot: RegistrySnapshot, event: EventInput, event_id: str, accepted_at: datetime
+) -> list[Delivery]:
+    """One delivery per webhook of the company subscribed to the event whose filters pass."""
+    body = delivery_body(event.event, event.company_id, accepted_at, event.data)
+    phone = phone_number_of(event.data)
+    return [
+        Delivery(
+            id=f"msg_{uuid.uuid4().hex}",
+            event_id=event_id,
+            company_id=event.company_id,
+            webhook_id=subscription.webhook_id,
+            url=subscription.url,
+            event_type=event.event,
+            event_db_id=snapshot.event_ids.get(event.event),
+            phone_number=phone,
+            body=body,
+        )
+        for subscription in snapshot.matching(event.company_id, event.event, event.data)
+    ]

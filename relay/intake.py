@@ -20,9 +20,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from relay.delivery import Delivery, delivery_body
-from relay.event_input import EventInput, InputError, parse_event
-from relay.executions import phone_number_of
+from relay.delivery import deliveries_for
+from relay.event_input import InputError, parse_event
 from relay.inbox import EventInbox
 from relay.registry import Registry
 from spool import Clock, SpoolError, SpoolFullError
@@ -79,12 +78,11 @@ async def _post_event(state: IntakeState, request: Request) -> Response:
         raise InputError(404, "company_id", f"unknown or inactive company {event.company_id}")
     if event.event not in snapshot.event_ids:
         raise InputError(422, "event", f"unknown event {event.event!r}")
-    deliveries = _deliveries(state, event)
+    event_id = event.id or str(uuid.uuid4())
+    deliveries = deliveries_for(snapshot, event, event_id, state.clock())
     try:
         receipt = await anyio.to_thread.run_sync(
-            lambda: state.inbox.accept(
-                event.company_id, deliveries.event_id, deliveries.items, caller_id=event.id
-            )
+            lambda: state.inbox.accept(event.company_id, event_id, deliveries, caller_id=event.id)
         )
     except SpoolFullError as exc:
         log.warning("intake refused (spool full): %s", exc)
@@ -95,34 +93,6 @@ async def _post_event(state: IntakeState, request: Request) -> Response:
     if receipt.deliveries and not receipt.duplicate:
         state.on_accepted()
     return JSONResponse({"id": receipt.id, "deliveries": receipt.deliveries}, status_code=202)
-
-
-@dataclass(frozen=True)
-class _Deliveries:
-    event_id: str
-    items: list[Delivery]
-
-
-def _deliveries(state: IntakeState, event: EventInput) -> _Deliveries:
-    snapshot = state.registry.snapshot
-    event_id = event.id or str(uuid.uuid4())
-    body = delivery_body(event.event, event.company_id, state.clock(), event.data)
-    phone = phone_number_of(event.data)
-    items = [
-        Delivery(
-            id=f"msg_{uuid.uuid4().hex}",
-            event_id=event_id,
-            company_id=event.company_id,
-            webhook_id=subscription.webhook_id,
-            url=subscription.url,
-            event_type=event.event,
-            event_db_id=snapshot.event_ids.get(event.event),
-            phone_number=phone,
-            body=body,
-        )
-        for subscription in snapshot.matching(event.company_id, event.event, event.data)
-    ]
-    return _Deliveries(event_id, items)
 
 
 def _authorize(token: str | None, header: str | None) -> None:

@@ -11,7 +11,8 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from types import FrameType
 
@@ -33,6 +34,7 @@ from spool import Drainer, DrainScheduler, DurableQueue, SpoolDatabase, utc_now
 log = logging.getLogger(__name__)
 
 IDEMPOTENCY_SWEEP = timedelta(hours=1)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class StartupError(Exception):
@@ -137,7 +139,7 @@ class RelayService:
 
     async def _shutdown(self, background: list[asyncio.Task[None]]) -> None:
         self.intake.accepting = False
-        handed_back = await self.dispatcher.stop(self.settings.http_timeout_seconds)
+        handed_back = await self.dispatcher.stop(self.settings.shutdown_grace_seconds)
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
@@ -179,7 +181,7 @@ class RelayService:
 
 
 class _RelayServer(uvicorn.Server):
-    """Turns intake away (503) from the first stop signal on, then stops as uvicorn does."""
+    """Turns intake away (503) from the first stop signal on, stops gracefully, exits 0."""
 
     def __init__(self, config: uvicorn.Config, intake: IntakeState) -> None:
         super().__init__(config)
@@ -188,6 +190,17 @@ class _RelayServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self._intake.accepting = False
         super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn re-raises the stop signal after shutdown (exit status -15); a relay that
+        # flushed and stopped cleanly should exit 0, so handle the signals ourselves.
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def serve(settings: RelaySettings, host: str, port: int) -> None:

@@ -39,6 +39,9 @@ class RelaySettings(BaseSettings):
     shutdown_flush_seconds: float = Field(
         30, ge=0, description="How long a shutdown may spend flushing the spool."
     )
+    shutdown_grace_seconds: float = Field(
+        10, ge=0, description="How long deliveries in flight may finish when the relay stops."
+    )
     db_timeout_seconds: float = Field(
         30, gt=0, description="Connect and statement timeout for the execution log database."
     )

@@ -50,7 +50,9 @@ def pg_engine(pg_url: str, pg_cluster: PgCluster) -> Iterator[Engine]:
         pg_cluster.start()
     engine = make_engine(pg_url, timeout_seconds=5)
     with engine.begin() as conn:
-        conn.execute(sa.text("TRUNCATE webhook_executions"))
+        conn.execute(
+            sa.text("TRUNCATE webhook_executions, webhook_events, webhooks, companies CASCADE")
+        )
     yield engine
     engine.dispose()
 

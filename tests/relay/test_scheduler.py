@@ -6,9 +6,7 @@ waits are bounded polls for an observable result, never sleeps standing in for l
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
@@ -17,15 +15,7 @@ from relay.sink import ExecutionLogSink
 from spool import Drainer, DrainPolicy, DrainScheduler, DurableQueue
 from tests.conftest import append_results, assert_logged_once, logged_ids
 from tests.support.pg_cluster import PgCluster
-
-
-def eventually(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    stop = threading.Event()
-    for _ in range(int(timeout / 0.02)):
-        if condition():
-            return True
-        stop.wait(0.02)
-    return condition()
+from tests.support.waiting import eventually
 
 
 def test_leftovers_of_an_earlier_run_drain_at_start(

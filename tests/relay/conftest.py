@@ -1,0 +1,134 @@
+"""Fixtures for the relay service: a recording receiver and an in-process relay, both real
+uvicorn servers on 127.0.0.1, over the suite's PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import Engine
+
+from relay import admin
+from relay.filters import Filter, parse_filters
+from relay.schema import events
+from relay.service import RelayService
+from relay.settings import RelaySettings
+from tests.conftest import sample_event
+from tests.support.servers import Receiver, ThreadedServer
+
+EVENT = "call-history-was-created"
+
+
+@dataclass
+class RunningReceiver:
+    receiver: Receiver
+    url: str
+
+
+@pytest.fixture
+def receiver() -> Iterator[RunningReceiver]:
+    recorder = Receiver()
+    with ThreadedServer(recorder) as server:
+        yield RunningReceiver(recorder, server.url)
+
+
+@pytest.fixture
+def second_receiver() -> Iterator[RunningReceiver]:
+    recorder = Receiver()
+    with ThreadedServer(recorder) as server:
+        yield RunningReceiver(recorder, server.url)
+
+
+def add_company(engine: Engine, name: str = "Acme Cobrancas") -> uuid.UUID:
+    return admin.add_company(engine, name).id
+
+
+def add_webhook(
+    engine: Engine,
+    company: uuid.UUID,
+    url: str,
+    *,
+    event: str = EVENT,
+    filters: list[dict[str, Any]] | None = None,
+    secret: str | None = None,
+) -> uuid.UUID:
+    parsed: tuple[Filter, ...] = parse_filters(filters or [])
+    return admin.add_webhook(
+        engine, company_id=company, url=url, event=event, filters=parsed, secret=secret
+    ).id
+
+
+def add_event_type(engine: Engine, name: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(events.insert().values(name=name, display_name=name))
+
+
+def remove_event_type(engine: Engine, name: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(sa.delete(events).where(events.c.name == name))
+
+
+@dataclass
+class RunningRelay:
+    service: RelayService
+    server: ThreadedServer
+    url: str
+
+    def post(
+        self,
+        company: uuid.UUID,
+        data: dict[str, Any] | None = None,
+        *,
+        event: str = EVENT,
+        event_id: str | None = None,
+        token: str | None = None,
+    ) -> httpx.Response:
+        body: dict[str, Any] = {
+            "company_id": str(company),
+            "event": event,
+            "data": sample_event() if data is None else data,
+        }
+        if event_id is not None:
+            body["id"] = event_id
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        return httpx.post(
+            f"{self.url}/v1/events",
+            content=json.dumps(body),
+            headers={"content-type": "application/json", **headers},
+            timeout=10,
+        )
+
+
+@pytest.fixture
+def start_relay(
+    pg_url: str, tmp_path: Path, pg_engine: Engine
+) -> Iterator[Callable[..., RunningRelay]]:
+    """Start a relay on the suite's database with a fresh spool; stopped at teardown."""
+    running: list[RunningRelay] = []
+
+    def start(**overrides: Any) -> RunningRelay:
+        settings = RelaySettings(
+            database_url=pg_url,
+            spool_path=tmp_path / "spool" / "spool.db",
+            drain_interval_seconds=0.2,
+            registry_check_seconds=0.2,
+            max_age_seconds=0.5,
+            shutdown_grace_seconds=0.5,
+            **overrides,
+        )
+        service = RelayService(settings)
+        server = ThreadedServer(service.app, lifespan="on").start()
+        relay = RunningRelay(service, server, server.url)
+        running.append(relay)
+        return relay
+
+    yield start
+    for relay in running:
+        relay.server.stop()

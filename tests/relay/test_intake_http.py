@@ -1,0 +1,544 @@
+"""`POST /v1/events` over real HTTP: a real relay (uvicorn, lifespan) on 127.0.0.1, real
+PostgreSQL behind its registry, a real recording receiver, and every answer a client can get."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import Engine
+
+from relay.schema import companies
+from tests.conftest import sample_event
+from tests.relay.conftest import (
+    EVENT,
+    RunningReceiver,
+    RunningRelay,
+    add_company,
+    add_webhook,
+)
+from tests.support.pg_cluster import PgCluster
+from tests.support.waiting import eventually
+
+StartRelay = Callable[..., RunningRelay]
+FAILS_ON_SAMPLE = [{"field_path": "callHistory.campaign.id", "operator": "equals", "value": 1}]
+PASSES_ON_SAMPLE = [
+    {"field_path": "callHistory.campaign.id", "operator": "equals", "value": 201074}
+]
+
+
+def post_raw(
+    relay: RunningRelay,
+    content: bytes | Iterator[bytes],
+    *,
+    content_type: str | None = "application/json",
+    path: str = "/v1/events",
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    sent = dict(headers or {})
+    if content_type is not None:
+        sent["content-type"] = content_type
+    return httpx.post(f"{relay.url}{path}", content=content, headers=sent, timeout=10)
+
+
+def event_body(company: uuid.UUID, **fields: Any) -> bytes:
+    document: dict[str, Any] = {"company_id": str(company), "event": EVENT, "data": sample_event()}
+    document.update(fields)
+    return json.dumps(document).encode()
+
+
+def settled(relay: RunningRelay) -> bool:
+    """No delivery waits in the inbox or is in flight."""
+    service = relay.service
+    return service.inbox.queue.count() == 0 and service.dispatcher.in_flight == 0
+
+
+def assert_json_error(response: httpx.Response, status: int, field: str | None = None) -> None:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    answer = response.json()
+    assert isinstance(answer["error"], str) and answer["error"]
+    if field is not None:
+        assert answer["field"] == field
+        assert answer["error"].startswith(f"{field}: ")
+
+
+@pytest.fixture
+def company(pg_engine: Engine) -> uuid.UUID:
+    return add_company(pg_engine)
+
+
+# -- 202 ----------------------------------------------------------------------------------------
+
+
+def test_202_counts_only_the_webhooks_whose_filters_pass(
+    start_relay: StartRelay, pg_engine: Engine, receiver: RunningReceiver, company: uuid.UUID
+) -> None:
+    add_webhook(pg_engine, company, f"{receiver.url}/ok/matching", filters=PASSES_ON_SAMPLE)
+    add_webhook(pg_engine, company, f"{receiver.url}/ok/filtered", filters=FAILS_ON_SAMPLE)
+    relay = start_relay()
+
+    response = relay.post(company)
+
+    assert response.status_code == 202, response.text
+    answer = response.json()
+    assert set(answer) == {"id", "deliveries"}
+    assert answer["deliveries"] == 1
+    uuid.UUID(answer["id"])  # a fresh id when the caller gave none
+    assert eventually(lambda: len(receiver.receiver.on("/ok/matching")) == 1)
+    assert eventually(lambda: settled(relay))
+    assert receiver.receiver.on("/ok/filtered") == []
+    delivered = receiver.receiver.on("/ok/matching")[0].json()
+    assert delivered["event_type"] == EVENT
+    assert delivered["company_id"] == str(company)
+    assert delivered["data"] == sample_event()
+
+
+def test_every_matching_webhook_is_a_delivery(
+    start_relay: StartRelay, pg_engine: Engine, receiver: RunningReceiver, company: uuid.UUID
+) -> None:
+    for name in ("a", "b", "c"):
+        add_webhook(pg_engine, company, f"{receiver.url}/ok/{name}")
+    relay = start_relay()
+
+    response = relay.post(company)
+
+    assert response.status_code == 202
+    assert response.json()["deliveries"] == 3
+    assert eventually(lambda: len(receiver.receiver.on("/ok/")) == 3)
+
+
+def test_an_event_without_matching_webhooks_is_accepted_with_zero_deliveries(
+    start_relay: StartRelay, pg_engine: Engine, receiver: RunningReceiver, company: uuid.UUID
+) -> None:
+    add_webhook(pg_engine, company, f"{receiver.url}/ok", filters=FAILS_ON_SAMPLE)
+    bare = add_company(pg_engine, "No Webhooks Ltda")
+    relay = start_relay()
+
+    filtered = relay.post(company)
+    nobody = relay.post(bare)
+
+    for response in (filtered, nobody):
+        assert response.status_code == 202, response.text
+        assert response.json()["deliveries"] == 0
+    assert settled(relay)
+    assert receiver.receiver.requests == []
+
+
+def test_the_callers_id_is_echoed(
+    start_relay: StartRelay, pg_engine: Engine, receiver: RunningReceiver, company: uuid.UUID
+) -> None:
+    add_webhook(pg_engine, company, f"{receiver.url}/ok")
+    relay = start_relay()
+
+    response = relay.post(company, event_id="crm-call-778812")
+
+    assert response.status_code == 202
+    assert response.json() == {"id": "crm-call-778812", "deliveries": 1}
+
+
+def test_content_type_with_parameters_or_a_json_suffix_is_accepted(
+    start_relay: StartRelay, pg_engine: Engine, company: uuid.UUID
+) -> None:
+    relay = start_relay()
+    for content_type in (
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        "application/cloudevents+json",
+    ):
+        response = post_raw(relay, event_body(company), content_type=content_type)
+        assert response.status_code == 202, (content_type, response.text)
+
+
+# -- idempotent intake --------------------------------------------------------------------------
+
+
+def test_a_repeated_id_for_the_same_company_is_accepted_once(
+    start_relay: StartRelay, pg_engine: Engine, receiver: RunningReceiver, company: uuid.UUID
+) -> None:
+    add_webhook(pg_engine, company, f"{receiver.url}/ok")
+    relay = start_relay()
+
+    first = relay.post(company, event_id="evt-1")
+    again = relay.post(company, event_id="evt-1")
+    changed_body = relay.post(company, {"number": "1"}, event_id="evt-1")
+
+    assert first.status_code == again.status_code == changed_body.status_code == 202
+    assert first.json() == again.json() == changed_body.json() == {"id": "evt-1", "deliveries": 1}
+    assert eventually(lambda: len(receiver.receiver.requests) >= 1)
+    assert eventually(lambda: settled(relay))
+    assert len(receiver.receiver.requests) == 1
+    assert receiver.receiver.requests[0].json()["data"] == sample_event()
+
+
+def test_the_same_id_for_another_company_is_a_separate_event(
+    start_relay: StartRelay, pg_engine: Engine, receiver: RunningReceiver, company: uuid.UUID
+) -> None:
+    other = add_company(pg_engine, "Outra Empresa")
+    add_webhook(pg_engine, company, f"{receiver.url}/ok/first")
+    add_webhook(pg_engine, other, f"{receiver.url}/ok/other")
+    relay = start_relay()
+
+    mine = relay.post(company, event_id="shared-id")
+    theirs = relay.post(other, event_id="shared-id")
+
+    assert mine.json() == theirs.json() == {"id": "shared-id", "deliveries": 1}
+    assert eventually(lambda: len(receiver.receiver.requests) == 2)
+    assert [r.json()["company_id"] for r in receiver.receiver.on("/ok/first")] == [str(company)]
+    assert [r.json()["company_id"] for r in receiver.receiver.on("/ok/other")] == [str(other)]
+
+
+def test_events_without_an_id_are_never_deduplicated(
+    start_relay: StartRelay, pg_engine: Engine, receiver: RunningReceiver, company: uuid.UUID
+) -> None:
+    add_webhook(pg_engine, company, f"{receiver.url}/ok")
+    relay = start_relay()
+
+    ids = {relay.post(company).json()["id"] for _ in range(3)}
+
+    assert len(ids) == 3
+    assert eventually(lambda: len(receiver.receiver.requests) == 3)
+
+
+# -- auth ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "", "Bearer", "Basic czNjcmV0", "s3cret", "Token s3cret"],
+    ids=repr,
+)
+def test_without_a_bearer_token_the_answer_is_401_with_www_authenticate(
+    start_relay: StartRelay, company: uuid.UUID, authorization: str | None
+) -> None:
+    relay = start_relay(intake_token="s3cret")
+    headers = {} if authorization is None else {"authorization": authorization}
+
+    response = post_raw(relay, event_body(company), headers=headers)
+
+    assert_json_error(response, 401, "authorization")
+    assert response.headers["www-authenticate"].lower().startswith("bearer")
+    assert "missing" in response.json()["error"]
+
+
+@pytest.mark.parametrize("token", ["wrong", "s3cre", "s3cret2", "S3CRET", "s3cret s3cret"])
+def test_a_wrong_token_is_401(start_relay: StartRelay, company: uuid.UUID, token: str) -> None:
+    relay = start_relay(intake_token="s3cret")
+
+    response = relay.post(company, token=token)
+
+    assert_json_error(response, 401, "authorization")
+    assert response.headers["www-authenticate"].lower().startswith("bearer")
+    assert "s3cret" not in response.text
+
+
+def test_auth_is_checked_before_the_body_is_read(
+    start_relay: StartRelay, company: uuid.UUID
+) -> None:
+    relay = start_relay(intake_token="s3cret", max_body_bytes=2000)
+
+    for content, content_type in ((b"{not json", "application/json"), (b"x", "text/plain")):
+        response = post_raw(relay, content, content_type=content_type)
+        assert_json_error(response, 401, "authorization")
+    response = post_raw(relay, b"x" * 5000)
+    assert_json_error(response, 401, "authorization")
+
+
+def test_the_right_token_is_accepted(
+    start_relay: StartRelay, pg_engine: Engine, receiver: RunningReceiver, company: uuid.UUID
+) -> None:
+    add_webhook(pg_engine, company, f"{receiver.url}/ok")
+    relay = start_relay(intake_token="s3cret")
+
+    response = relay.post(company, token="s3cret")
+    lowercase_scheme = post_raw(
+        relay, event_body(company), headers={"authorization": "bearer s3cret"}
+    )
+
+    assert response.status_code == 202, response.text
+    assert lowercase_scheme.status_code == 202, lowercase_scheme.text
+    assert eventually(lambda: len(receiver.receiver.requests) == 2)
+
+
+def test_without_a_token_configured_no_header_is_needed(
+    start_relay: StartRelay, company: uuid.UUID
+) -> None:
+    relay = start_relay()
+
+    assert relay.post(company).status_code == 202
+    assert relay.post(company, token="anything").status_code == 202
+
+
+# -- every 4xx ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "status"),
+    [
+        (b"{not json", 400),
+        (b"", 400),
+        (b"\xff\xfe", 400),
+        (b"[" * 100_000, 400),
+        (b'{"data": {"x": "\\u0000"}}', 400),
+        (b'{"data": {"x": "\\ud800"}}', 400),
+        (b"[1, 2]", 422),
+    ],
+    ids=["malformed", "empty", "not-utf8", "deep", "nul", "surrogate", "array"],
+)
+def test_a_body_that_is_not_an_event_is_a_4xx_naming_the_body(
+    start_relay: StartRelay, content: bytes, status: int
+) -> None:
+    relay = start_relay()
+
+    response = post_raw(relay, content)
+
+    assert_json_error(response, status, "body")
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_body_that_is_not_declared_json_is_415(
+    start_relay: StartRelay, company: uuid.UUID, content_type: str | None
+) -> None:
+    relay = start_relay()
+
+    response = post_raw(relay, event_body(company), content_type=content_type)
+
+    assert_json_error(response, 415, "content-type")
+
+
+def test_a_body_over_the_limit_with_content_length_is_413(
+    start_relay: StartRelay, company: uuid.UUID
+) -> None:
+    relay = start_relay(max_body_bytes=2000)
+    big = event_body(company, data={"blob": "x" * 3000})
+
+    response = post_raw(relay, big)
+
+    assert "content-length" in response.request.headers
+    assert_json_error(response, 413, "body")
+    assert "2000" in response.json()["error"]
+
+
+def test_a_chunked_body_over_the_limit_without_content_length_is_413(
+    start_relay: StartRelay, company: uuid.UUID
+) -> None:
+    relay = start_relay(max_body_bytes=2000)
+    big = event_body(company, data={"blob": "x" * 3000})
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(big), 500):
+            yield big[start : start + 500]
+
+    response = post_raw(relay, chunks())
+
+    assert "content-length" not in response.request.headers
+    assert response.request.headers["transfer-encoding"] == "chunked"
+    assert_json_error(response, 413, "body")
+
+
+def test_a_chunked_body_under_the_limit_is_accepted(
+    start_relay: StartRelay, company: uuid.UUID
+) -> None:
+    relay = start_relay(max_body_bytes=2000)
+    small = event_body(company, data={"n": 1})
+
+    response = post_raw(relay, iter([small[:10], small[10:]]))
+
+    assert response.status_code == 202, response.text
+
+
+def test_a_body_exactly_at_the_limit_is_accepted(
+    start_relay: StartRelay, company: uuid.UUID
+) -> None:
+    base = event_body(company, data={"pad": ""})
+    limit = 2000
+    exact = event_body(company, data={"pad": "p" * (limit - len(base))})
+    assert len(exact) == limit
+    relay = start_relay(max_body_bytes=limit)
+
+    assert post_raw(relay, exact).status_code == 202
+    assert post_raw(relay, exact + b" ").status_code == 413
+
+
+def test_an_unknown_company_is_404(start_relay: StartRelay, pg_engine: Engine) -> None:
+    relay = start_relay()
+
+    response = relay.post(uuid.uuid4())
+
+    assert_json_error(response, 404, "company_id")
+
+
+def test_an_inactive_company_is_404(
+    start_relay: StartRelay, pg_engine: Engine, receiver: RunningReceiver, company: uuid.UUID
+) -> None:
+    add_webhook(pg_engine, company, f"{receiver.url}/ok")
+    with pg_engine.begin() as conn:
+        conn.execute(
+            sa.update(companies).where(companies.c.id == company).values(status="inactive")
+        )
+    relay = start_relay()
+
+    response = relay.post(company)
+
+    assert_json_error(response, 404, "company_id")
+    assert receiver.receiver.requests == []
+
+
+def test_an_unknown_event_is_422(start_relay: StartRelay, company: uuid.UUID) -> None:
+    relay = start_relay()
+
+    response = relay.post(company, event="call-history-was-deleted")
+
+    assert_json_error(response, 422, "event")
+    assert "call-history-was-deleted" in response.json()["error"]
+
+
+@pytest.mark.parametrize("field", ["company_id", "event", "data"])
+def test_a_missing_field_is_422_naming_it(
+    start_relay: StartRelay, company: uuid.UUID, field: str
+) -> None:
+    document = json.loads(event_body(company))
+    del document[field]
+    relay = start_relay()
+
+    response = post_raw(relay, json.dumps(document).encode())
+
+    assert_json_error(response, 422, field)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("company_id", "not-a-uuid"), ("event", 7), ("data", [1]), ("id", ""), ("id", "x" * 201)],
+    ids=repr,
+)
+def test_a_mistyped_field_is_422_naming_it(
+    start_relay: StartRelay, company: uuid.UUID, field: str, value: object
+) -> None:
+    relay = start_relay()
+
+    response = post_raw(relay, event_body(company, **{field: value}))
+
+    assert_json_error(response, 422, field)
+
+
+def test_get_on_the_events_endpoint_is_405_json(start_relay: StartRelay) -> None:
+    relay = start_relay()
+
+    for method in ("GET", "PUT", "DELETE"):
+        response = httpx.request(method, f"{relay.url}/v1/events", timeout=10)
+        assert_json_error(response, 405)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="product bug: the JSON error handler drops HTTPException.headers, so a 405 has no "
+    "Allow header (RFC 9110 15.5.6: the origin server MUST send one)",
+)
+def test_a_405_says_which_methods_are_allowed(start_relay: StartRelay) -> None:
+    relay = start_relay()
+
+    response = httpx.get(f"{relay.url}/v1/events", timeout=10)
+
+    assert response.status_code == 405
+    assert "POST" in response.headers.get("allow", "")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("GET", "/"), ("POST", "/v1/event"), ("POST", "/v2/events")]
+)
+def test_an_unknown_path_is_404_json(start_relay: StartRelay, method: str, path: str) -> None:
+    relay = start_relay()
+
+    response = httpx.request(method, f"{relay.url}{path}", json={}, timeout=10)
+
+    assert_json_error(response, 404)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="product bug: parse_event accepts NaN/Infinity (Python json extensions); the relay "
+    "forwards invalid JSON and PostgreSQL jsonb refuses its execution-log row",
+)
+def test_non_finite_numbers_are_refused_at_intake(
+    start_relay: StartRelay, company: uuid.UUID
+) -> None:
+    relay = start_relay()
+    raw = f'{{"company_id": "{company}", "event": "{EVENT}", "data": {{"x": NaN}}}}'
+
+    response = post_raw(relay, raw.encode())
+
+    assert_json_error(response, 400, "body")
+
+
+def test_data_nested_as_deep_as_the_parser_allows_is_never_a_500(
+    start_relay: StartRelay, pg_engine: Engine, receiver: RunningReceiver, company: uuid.UUID
+) -> None:
+    """Whatever depth the parser accepts must also survive building the delivery body."""
+    add_webhook(pg_engine, company, f"{receiver.url}/ok")
+    relay = start_relay()
+    statuses: dict[int, int] = {}
+    for depth in range(900, 1001, 4):  # around Python's default recursion limit (1000)
+        data = '{"a":' * depth + "1" + "}" * depth
+        raw = f'{{"company_id": "{company}", "event": "{EVENT}", "data": {data}}}'
+        statuses[depth] = post_raw(relay, raw.encode()).status_code
+    assert set(statuses.values()) <= {202, 400}, statuses
+    assert 202 in statuses.values() and 400 in statuses.values(), statuses
+
+
+# -- registry not loaded yet, spool full: 503 with Retry-After ----------------------------------
+
+
+def test_spool_full_is_503_with_retry_after_and_nothing_accepted_is_lost(
+    start_relay: StartRelay, pg_engine: Engine, receiver: RunningReceiver, company: uuid.UUID
+) -> None:
+    # Deliveries wait 0.5 s at the receiver, so the inbox holds every accepted event for a while.
+    add_webhook(pg_engine, company, f"{receiver.url}/slow/0.5")
+    relay = start_relay(spool_max_bytes=100_000, max_per_host=1)
+    data = sample_event() | {"padding": "x" * 4000}
+    accepted: list[str] = []
+    refused: httpx.Response | None = None
+    for n in range(200):  # bounded: the spool fills within a few dozen events
+        response = relay.post(company, data, event_id=f"burst-{n}")
+        assert response.status_code in (202, 503), response.text
+        if response.status_code == 503:
+            refused = response
+            break
+        accepted.append(response.json()["id"])
+
+    assert refused is not None, "the spool never filled"
+    assert accepted, "the spool was full before the first event"
+    assert int(refused.headers["retry-after"]) > 0
+    assert "spool" in refused.json()["error"]
+
+    def delivered() -> list[str]:
+        return [r.json()["data"].get("padding", "")[:1] for r in receiver.receiver.requests]
+
+    ids = {r.headers["webhook-id"] for r in receiver.receiver.requests}
+    assert eventually(
+        lambda: len({r.headers["webhook-id"] for r in receiver.receiver.requests}) == len(accepted),
+        timeout=max(10.0, len(accepted) * 0.5 + 5),
+    ), (len(accepted), len(ids))
+    assert eventually(lambda: settled(relay))
+    # once the inbox drained, the same relay accepts events again
+    assert eventually(lambda: relay.post(company, event_id="after").status_code == 202)
+
+
+def test_before_the_registry_first_loads_intake_is_503_then_202(
+    start_relay: StartRelay, pg_engine: Engine, pg_cluster: PgCluster, company: uuid.UUID
+) -> None:
+    pg_cluster.stop()
+    try:
+        relay = start_relay(db_timeout_seconds=2)
+        response = relay.post(company)
+        assert response.status_code == 503, response.text
+        assert int(response.headers["retry-after"]) > 0
+        assert "registry" in response.json()["error"]
+    finally:
+        pg_cluster.start()
+    assert eventually(lambda: relay.service.registry.loaded, timeout=15)
+    assert relay.post(company).status_code == 202

@@ -1,0 +1,175 @@
+"""End to end: a real relay (uvicorn) and real receivers on 127.0.0.1, real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy import Engine
+from standardwebhooks.webhooks import Webhook
+
+from relay.admin import new_signing_secret
+from tests.conftest import sample_event
+from tests.relay.conftest import (
+    RunningReceiver,
+    RunningRelay,
+    add_company,
+    add_webhook,
+)
+from tests.support.waiting import eventually
+
+RELAY = str(Path(sys.executable).with_name("relay"))
+
+
+def execution_rows(engine: Engine) -> list[sa.RowMapping]:
+    with engine.connect() as conn:
+        return list(
+            conn.execute(sa.text("SELECT * FROM webhook_executions ORDER BY created_at")).mappings()
+        )
+
+
+def test_an_event_goes_from_intake_to_a_signed_post_and_a_log_row(
+    start_relay: Callable[..., RunningRelay], pg_engine: Engine, receiver: RunningReceiver
+) -> None:
+    company = add_company(pg_engine)
+    secret = new_signing_secret()
+    webhook = add_webhook(pg_engine, company, f"{receiver.url}/ok", secret=secret)
+    relay = start_relay()
+    answer = relay.post(company, event_id="call-1")
+    assert answer.status_code == 202
+    assert answer.json() == {"id": "call-1", "deliveries": 1}
+
+    assert eventually(lambda: len(receiver.receiver.on("/ok")) == 1)
+    [post] = receiver.receiver.on("/ok")
+    Webhook(secret).verify(post.body, post.headers)  # raises if the signature is wrong
+    assert post.headers["content-type"] == "application/json"
+    assert post.headers["user-agent"].startswith("relay/")
+    body = post.json()
+    assert body["event_type"] == "call-history-was-created"
+    assert body["company_id"] == str(company)
+    assert body["data"] == sample_event()
+    assert body["timestamp"].endswith("Z")
+
+    assert eventually(lambda: len(execution_rows(pg_engine)) == 1)
+    [row] = execution_rows(pg_engine)
+    assert row["webhook_id"] == webhook
+    assert row["company_id"] == company
+    assert row["message_id"] == post.headers["webhook-id"]
+    assert (row["status"], row["response_status"], row["attempt"]) == ("success", 200, 1)
+    assert row["phone_number"] == "5582988628425"
+    assert row["request_payload"] == body
+    assert row["event_type"] == "call-history-was-created"
+    assert row["event_id"] is not None
+
+
+def test_a_hanging_receiver_does_not_block_another(
+    start_relay: Callable[..., RunningRelay],
+    pg_engine: Engine,
+    receiver: RunningReceiver,
+    second_receiver: RunningReceiver,
+) -> None:
+    company = add_company(pg_engine)
+    add_webhook(pg_engine, company, f"{receiver.url}/hang")
+    add_webhook(pg_engine, company, f"{second_receiver.url}/ok")
+    relay = start_relay(max_per_host=2, http_timeout_seconds=30)
+    for n in range(6):
+        assert relay.post(company, event_id=f"e{n}").json()["deliveries"] == 2
+    assert eventually(lambda: len(second_receiver.receiver.on("/ok")) == 6, timeout=10)
+    # The hanging host never holds more than its per-host share of the in-flight slots.
+    assert len(receiver.receiver.on("/hang")) == 2
+    assert relay.service.dispatcher.in_flight == 2
+
+
+def test_filters_choose_the_webhooks(
+    start_relay: Callable[..., RunningRelay], pg_engine: Engine, receiver: RunningReceiver
+) -> None:
+    company = add_company(pg_engine)
+    add_webhook(
+        pg_engine,
+        company,
+        f"{receiver.url}/ok",
+        filters=[{"field_path": "callHistory.campaign.id", "operator": "equals", "value": 201074}],
+    )
+    add_webhook(
+        pg_engine,
+        company,
+        f"{receiver.url}/status/200",
+        filters=[{"field_path": "callHistory.status", "operator": "greater_than", "value": 7}],
+    )
+    relay = start_relay()
+    assert relay.post(company).json()["deliveries"] == 1
+    assert eventually(lambda: len(receiver.receiver.on("/ok")) == 1)
+    assert receiver.receiver.on("/status") == []
+
+
+def test_a_relay_killed_right_after_202_delivers_after_restart(
+    pg_url: str, pg_engine: Engine, tmp_path: Path, receiver: RunningReceiver
+) -> None:
+    company = add_company(pg_engine)
+    add_webhook(pg_engine, company, f"{receiver.url}/slow/1")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")} | {
+        "RELAY_DATABASE_URL": pg_url,
+        "RELAY_SPOOL_PATH": str(tmp_path / "spool.db"),
+        "RELAY_MAX_AGE_SECONDS": "0.5",
+        "RELAY_DRAIN_INTERVAL_SECONDS": "0.2",
+    }
+    relay = _start_relay_process(env, free_port())
+    try:
+        answer = httpx.post(
+            f"http://127.0.0.1:{relay.port}/v1/events",
+            json={
+                "company_id": str(company),
+                "event": "call-history-was-created",
+                "data": sample_event(),
+            },
+            timeout=10,
+        )
+        relay.process.send_signal(signal.SIGKILL)  # right after the 202
+        relay.process.wait(10)
+    finally:
+        relay.process.kill()
+    assert answer.status_code == 202
+    restarted = _start_relay_process(env, relay.port)
+    try:
+        assert eventually(lambda: len(receiver.receiver.on("/slow")) >= 1, timeout=20)
+        assert eventually(
+            lambda: any(r["status"] == "success" for r in execution_rows(pg_engine)), timeout=20
+        )
+    finally:
+        restarted.process.send_signal(signal.SIGTERM)
+        assert restarted.process.wait(30) == 0
+    ids = {r.headers["webhook-id"] for r in receiver.receiver.on("/slow")}
+    assert len(ids) == 1  # redelivered, if at all, under the same webhook-id
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class _RelayProcess:
+    def __init__(self, process: subprocess.Popen[str], port: int) -> None:
+        self.process = process
+        self.port = port
+
+
+def _start_relay_process(env: dict[str, str], port: int) -> _RelayProcess:
+    process = subprocess.Popen(
+        [RELAY, "serve", "--port", str(port)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    for line in process.stderr:  # bounded: uvicorn says this once, or the process ends
+        if "Uvicorn running" in line:
+            return _RelayProcess(process, port)
+    raise AssertionError(f"relay did not start (exit {process.wait(10)})")

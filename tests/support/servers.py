@@ -1,0 +1,126 @@
+"""Real HTTP servers on 127.0.0.1 for tests: uvicorn in a thread, and a recording receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class ThreadedServer:
+    """Runs an ASGI app under uvicorn on 127.0.0.1 (a free port) in a background thread."""
+
+    def __init__(self, app: ASGIApp, *, lifespan: str = "off") -> None:
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=0,
+            lifespan=lifespan,
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=2,
+        )
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self, timeout: float = 15) -> ThreadedServer:
+        self._thread.start()
+        stop = threading.Event()
+        for _ in range(int(timeout / 0.01)):  # bounded wait for the socket
+            if self.server.started:
+                return self
+            if not self._thread.is_alive():
+                break
+            stop.wait(0.01)
+        raise RuntimeError("uvicorn did not start")
+
+    @property
+    def port(self) -> int:
+        return int(self.server.servers[0].sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self, timeout: float = 30) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout)
+
+    def __enter__(self) -> ThreadedServer:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    """A webhook receiver that records every POST and answers as its path says.
+
+    `/ok` 200 · `/status/<code>` that code · `/retry-after/<s>` 429 with Retry-After ·
+    `/hang` never answers · `/slow/<s>` answers 200 after s seconds ·
+    `/flaky/<n>` 503 for the first n tries of each webhook-id, then 200.
+    """
+
+    requests: list[ReceivedRequest] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on(self, path_prefix: str) -> list[ReceivedRequest]:
+        with self.lock:
+            return [r for r in self.requests if r.path.startswith(path_prefix)]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        request = ReceivedRequest(scope["path"], headers, body)
+        with self.lock:
+            self.requests.append(request)
+            tries = sum(
+                1 for r in self.requests if r.headers.get("webhook-id") == headers.get("webhook-id")
+            )
+        status, extra = await self._answer(scope["path"], tries)
+        await send({"type": "http.response.start", "status": status, "headers": extra})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    @staticmethod
+    async def _answer(path: str, tries: int) -> tuple[int, list[tuple[bytes, bytes]]]:
+        parts = path.strip("/").split("/")
+        kind, arg = parts[0], (parts[1] if len(parts) > 1 else "")
+        if kind == "status":
+            return int(arg), []
+        if kind == "retry-after":
+            return 429, [(b"retry-after", arg.encode())]
+        if kind == "hang":
+            await asyncio.sleep(3600)
+        if kind == "slow":
+            await asyncio.sleep(float(arg))
+        if kind == "flaky" and tries <= int(arg):
+            return 503, []
+        return 200, []
