@@ -14,10 +14,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## run: migrate the embedded default (SQLite under ./var/) and show the spool
+## run: serve the relay on the embedded default (SQLite database and spool under ./var/)
 run: $(STAMP)
-	$(BIN)/relay migrate
-	$(BIN)/relay spool status
+	$(BIN)/relay serve
 
 ## test: lint, type-check, then the whole suite against a throwaway PostgreSQL cluster
 test: $(STAMP) postgres-binaries lint

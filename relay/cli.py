@@ -20,6 +20,7 @@ from relay.cli_registry import add_registry_commands
 from relay.cli_support import CommandError, Handler
 from relay.components import execution_log, open_spool
 from relay.database import display_url
+from relay.demo import run_demo
 from relay.service import StartupError, serve
 from relay.settings import RelaySettings
 from relay.worker import run_drain_worker, stop_on_signals
@@ -36,8 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for chatty in ("apscheduler", "httpx", "httpcore"):  # a line per job run / per POST
-        logging.getLogger(chatty).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    quiet = {"apscheduler": logging.ERROR, "httpx": logging.WARNING, "httpcore": logging.WARNING}
+    for chatty, level in quiet.items():  # a line per job run, per skipped run, per POST
+        logging.getLogger(chatty).setLevel(logging.DEBUG if args.verbose else level)
     handler: Handler = args.handler
     try:
         settings = RelaySettings()
@@ -82,6 +84,13 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_serve)
     add_registry_commands(commands)
 
+    demo = commands.add_parser(
+        "demo", help="run the whole loop locally and show what the spool saved the database"
+    )
+    demo.add_argument("--events", type=_count, default=300, help="events to send (default 300)")
+    demo.add_argument("--companies", type=_count, default=3, help="companies (default 3)")
+    demo.set_defaults(handler=_demo)
+
     drain = commands.add_parser(
         "drain",
         help="move spooled execution logs into the database",
@@ -115,6 +124,17 @@ def _positive_seconds(text: str) -> float:
     if value <= 0:
         raise argparse.ArgumentTypeError("must be more than 0 seconds")
     return value
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 100_000:
+        raise argparse.ArgumentTypeError(f"not a count from 1 to 100000: {text!r}")
+    return int(text)
+
+
+def _demo(args: argparse.Namespace, _settings: RelaySettings) -> int:
+    print(run_demo(events=args.events, companies=args.companies).render())
+    return 0
 
 
 def _port(text: str) -> int:

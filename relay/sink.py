@@ -54,6 +54,8 @@ class ExecutionLogSink:
             raise ValueError(f"unsupported database {engine.dialect.name!r}: use PostgreSQL")
         self.engine = engine
         self._postgresql = is_postgresql(engine)
+        self.transactions = 0  # committed batches: what the database paid
+        self.rows = 0
 
     def write(self, records: Sequence[SpoolRecord]) -> None:
         """Write all records in one transaction, or raise a classified `SinkError`."""
@@ -72,6 +74,8 @@ class ExecutionLogSink:
                     _insert_rows(conn, rows)
         except (sa_exc.SQLAlchemyError, psycopg.Error, OSError) as exc:
             raise classify(exc) from exc
+        self.transactions += 1
+        self.rows += len(rows)
         log.info(
             "batch insert done: %d rows, %d companies, 1 transaction, %.0f ms",
             len(rows),
