@@ -41,6 +41,7 @@ class TakeReason(Enum):
     FULL_BATCH = "full batch"
     MAX_AGE = "max age"
     FORCED = "forced"
+    RIDE_ALONG = "ride along"  # not due, but a transaction happens anyway
 
 
 @dataclass(frozen=True)
@@ -71,43 +72,40 @@ def plan_drain(
 ) -> DrainPlan:
     """Choose what one drain cycle writes.
 
-    - A key whose oldest record is at least `max_age` old drains everything it has: the aged
-      record must go, and its younger siblings ride in the same transaction for free.
-    - Otherwise a key with at least `batch_size` records drains whole batches; the remainder
-      (fewer than a batch, all young) waits for more company or for age.
-    - `force` drains everything (shutdown, `relay drain --once`).
-    Oldest keys go first, and one cycle carries at most `max_rows_per_cycle` rows.
+    A key is due when its oldest record is at least `max_age` old, or when it holds at least
+    `batch_size` records; `force` makes every key due (shutdown, `relay drain --once`).
+    Nothing is written until some key is due. Once one is, the cycle's single transaction
+    also carries every other pending record: a row riding along in a commit that happens
+    anyway costs nothing, while waiting would cost a commit of its own later. That is how
+    100 quiet companies cost one commit a minute rather than one each.
+    Due keys go first, oldest first, and one cycle carries at most `max_rows_per_cycle` rows.
     """
-    wanted: list[KeyTake] = []
-    for backlog in sorted(backlogs, key=lambda b: (b.oldest_enqueued_at, b.key)):
-        take = _take_for(backlog, now, policy, force)
-        if take is not None:
-            wanted.append(take)
+    ordered = sorted(
+        (b for b in backlogs if b.pending > 0), key=lambda b: (b.oldest_enqueued_at, b.key)
+    )
+    reasons = {b.key: _due_reason(b, now, policy, force) for b in ordered}
+    if not any(reasons.values()):
+        return DrainPlan((), truncated=False)
+    due_first = sorted(ordered, key=lambda b: reasons[b.key] is None)  # stable: oldest first
     budget = policy.max_rows_per_cycle
     takes: list[KeyTake] = []
-    truncated = False
-    for take in wanted:
+    for backlog in due_first:
         if budget <= 0:
-            truncated = True
-            break
-        if take.rows > budget:
-            take = KeyTake(take.key, budget, take.reason)
-            truncated = True
-        takes.append(take)
-        budget -= take.rows
+            return DrainPlan(tuple(takes), truncated=True)
+        rows = min(backlog.pending, budget)
+        takes.append(KeyTake(backlog.key, rows, reasons[backlog.key] or TakeReason.RIDE_ALONG))
+        budget -= rows
+    truncated = sum(b.pending for b in ordered) > policy.max_rows_per_cycle
     return DrainPlan(tuple(takes), truncated)
 
 
-def _take_for(
+def _due_reason(
     backlog: KeyBacklog, now: datetime, policy: DrainPolicy, force: bool
-) -> KeyTake | None:
-    if backlog.pending <= 0:
-        return None
+) -> TakeReason | None:
     if force:
-        return KeyTake(backlog.key, backlog.pending, TakeReason.FORCED)
+        return TakeReason.FORCED
     if now - backlog.oldest_enqueued_at >= policy.max_age:
-        return KeyTake(backlog.key, backlog.pending, TakeReason.MAX_AGE)
-    full_batches = backlog.pending // policy.batch_size
-    if full_batches:
-        return KeyTake(backlog.key, full_batches * policy.batch_size, TakeReason.FULL_BATCH)
+        return TakeReason.MAX_AGE
+    if backlog.pending >= policy.batch_size:
+        return TakeReason.FULL_BATCH
     return None

@@ -60,22 +60,34 @@ def test_49_rows_stay_at_59_seconds_and_drain_at_60(
     assert outbox.stats().pending == 0
 
 
-def test_companies_drain_independently(
+def test_companies_are_due_independently(
+    frozen: FrozenDateTimeFactory, outbox: DurableQueue, sink: ExecutionLogSink, pg_engine: Engine
+) -> None:
+    """Two companies with 49 rows each: 98 pending, but neither has a batch of its own."""
+    drainer = drainer_for(outbox, sink)
+    first = append_results(outbox, uuid.uuid4(), 49)
+    frozen.tick(timedelta(seconds=10))
+    second = append_results(outbox, uuid.uuid4(), 49)
+    frozen.tick(timedelta(seconds=49))
+    assert drainer.drain_once().outcome is Outcome.IDLE  # first is 59 s old, second 49 s
+    frozen.tick(timedelta(seconds=1))
+    report = drainer.drain_once()  # first is due by age; second rides along, 1 commit
+    assert (report.rows_written, report.transactions) == (98, 1)
+    assert_logged_once(pg_engine, first + second)
+
+
+def test_a_quiet_company_rides_along_with_a_busy_ones_batch(
     frozen: FrozenDateTimeFactory, outbox: DurableQueue, sink: ExecutionLogSink, pg_engine: Engine
 ) -> None:
     drainer = drainer_for(outbox, sink)
-    busy, quiet = uuid.uuid4(), uuid.uuid4()
-    quiet_ids = append_results(outbox, quiet, 10)
+    quiet_ids = append_results(outbox, uuid.uuid4(), 10)
     frozen.tick(timedelta(seconds=30))
-    busy_ids = append_results(outbox, busy, 120)
-    drainer.drain_once()
-    assert_logged_once(pg_engine, busy_ids[:100])  # two whole batches; the quiet one waits
-    frozen.tick(timedelta(seconds=30))  # quiet's rows are now 60 s old; busy's 30 s
-    drainer.drain_once()
-    assert_logged_once(pg_engine, busy_ids[:100] + quiet_ids)
-    frozen.tick(timedelta(seconds=30))
-    drainer.drain_once()
+    busy_ids = append_results(outbox, uuid.uuid4(), 120)
+    report = drainer.drain_once()  # busy is due (a full batch); quiet is not, yet rides along
+    assert (report.rows_written, report.keys, report.transactions) == (130, 2, 1)
     assert_logged_once(pg_engine, busy_ids + quiet_ids)
+    frozen.tick(timedelta(minutes=5))
+    assert drainer.drain_once().outcome is Outcome.IDLE  # nothing was left behind
 
 
 def test_after_a_restart_rows_older_than_a_minute_drain_at_once(

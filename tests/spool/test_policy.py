@@ -25,9 +25,9 @@ def test_a_full_batch_drains_whatever_its_age() -> None:
     assert plan.takes == (KeyTake("a", 50, TakeReason.FULL_BATCH),)
 
 
-def test_only_whole_batches_drain_while_young() -> None:
+def test_a_full_batch_makes_the_key_due_and_its_remainder_rides_along() -> None:
     plan = plan_drain([backlog("a", 149, 10)], T0, POLICY)
-    assert plan.takes == (KeyTake("a", 100, TakeReason.FULL_BATCH),)
+    assert plan.takes == (KeyTake("a", 149, TakeReason.FULL_BATCH),)
 
 
 @pytest.mark.parametrize("pending", [1, 49, 51, 120])
@@ -36,11 +36,20 @@ def test_an_aged_key_drains_everything_it_has(pending: int) -> None:
     assert plan.takes == (KeyTake("a", pending, TakeReason.MAX_AGE),)
 
 
-def test_keys_are_independent() -> None:
+def test_due_is_decided_per_key_not_by_the_total() -> None:
+    """49 + 49 young rows of two keys: 98 pending, yet no key has a batch: nothing drains."""
+    assert plan_drain([backlog("a", 49, 59), backlog("b", 49, 59)], T0, POLICY).takes == ()
+
+
+def test_once_a_key_is_due_every_pending_row_rides_along_due_keys_first() -> None:
     plan = plan_drain(
-        [backlog("full", 50, 1), backlog("young", 10, 30), backlog("old", 3, 61)], T0, POLICY
+        [backlog("young", 10, 30), backlog("full", 50, 1), backlog("old", 3, 61)], T0, POLICY
     )
-    assert {take.key: take.rows for take in plan.takes} == {"full": 50, "old": 3}
+    assert plan.takes == (
+        KeyTake("old", 3, TakeReason.MAX_AGE),
+        KeyTake("full", 50, TakeReason.FULL_BATCH),
+        KeyTake("young", 10, TakeReason.RIDE_ALONG),
+    )
 
 
 def test_force_drains_every_key_regardless_of_size_and_age() -> None:
@@ -49,16 +58,26 @@ def test_force_drains_every_key_regardless_of_size_and_age() -> None:
     assert all(take.reason is TakeReason.FORCED for take in plan.takes)
 
 
-def test_one_cycle_is_capped_and_says_more_is_due_oldest_first() -> None:
+def test_one_cycle_is_capped_and_says_more_is_due_oldest_due_first() -> None:
     policy = DrainPolicy(batch_size=50, max_rows_per_cycle=120)
     plan = plan_drain(
-        [backlog("newer", 100, 70), backlog("oldest", 100, 90), backlog("young", 50, 1)],
+        [backlog("rider", 10, 30), backlog("newer", 100, 70), backlog("oldest", 100, 90)],
         T0,
         policy,
     )
     assert [(take.key, take.rows) for take in plan.takes] == [("oldest", 100), ("newer", 20)]
     assert plan.truncated
     assert plan.rows == 120
+
+
+def test_riders_fill_what_the_cap_leaves() -> None:
+    policy = DrainPolicy(batch_size=50, max_rows_per_cycle=120)
+    plan = plan_drain([backlog("rider", 40, 30), backlog("due", 100, 1)], T0, policy)
+    assert [(t.key, t.rows, t.reason) for t in plan.takes] == [
+        ("due", 100, TakeReason.FULL_BATCH),
+        ("rider", 20, TakeReason.RIDE_ALONG),
+    ]
+    assert plan.truncated
 
 
 def test_an_uncapped_plan_is_not_truncated() -> None:
