@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 USER_AGENT = f"relay/{__version__}"
 RESPONSE_READ_LIMIT = 64 * 1024  # read (and discard) at most this much of an answer
 IDLE_POLL = timedelta(seconds=1)
+PARKED_FOR = timedelta(seconds=30)  # an item whose outcome could not be stored waits this long
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class Dispatcher:
         self._clock = clock
         self._random_fraction = random_fraction
         self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._parked_until: dict[int, datetime] = {}
         self._per_host: Counter[str] = Counter()
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -145,11 +147,18 @@ class Dispatcher:
     def _saturated_hosts(self) -> list[str]:
         return [h for h, n in self._per_host.items() if n >= self.config.max_per_host]
 
+    def _busy(self, now: datetime) -> set[int]:
+        """Items not to start now: in flight, or parked after a failure to record them."""
+        for seq, until in list(self._parked_until.items()):
+            if until <= now:
+                del self._parked_until[seq]
+        return set(self._in_flight) | set(self._parked_until)
+
     async def _start_due(self, now: datetime) -> int:
         capacity = self.config.max_in_flight - len(self._in_flight)
         if capacity <= 0:
             return 0
-        exclude, saturated = set(self._in_flight), self._saturated_hosts()
+        exclude, saturated = self._busy(now), self._saturated_hosts()
         items = await anyio.to_thread.run_sync(
             lambda: self.inbox.queue.due(now, capacity, exclude=exclude, exclude_keys=saturated)
         )
@@ -172,7 +181,7 @@ class Dispatcher:
         self._wake.set()
 
     async def _until_next_due(self) -> timedelta:
-        exclude, saturated = set(self._in_flight), self._saturated_hosts()
+        exclude, saturated = self._busy(self._clock()), self._saturated_hosts()
         if len(self._in_flight) >= self.config.max_in_flight:
             return IDLE_POLL  # a finishing attempt wakes the loop
         next_due = await anyio.to_thread.run_sync(
@@ -185,6 +194,32 @@ class Dispatcher:
     # -- one attempt ---------------------------------------------------------------------------
 
     async def _attempt(self, item: ScheduledItem) -> None:
+        """One attempt; whatever goes wrong, the item ends finished or rescheduled, never
+        due again at once (that would POST in a tight loop)."""
+        try:
+            await self._attempt_unguarded(item)
+        except asyncio.CancelledError:
+            raise  # shutdown: the item stays due and is resumed at the next start
+        except Exception:
+            log.exception("delivery attempt for inbox item %s failed unexpectedly", item.id)
+            try:
+                await anyio.to_thread.run_sync(lambda: self._after_unexpected_failure(item))
+            except Exception:  # the spool cannot record it (disk full?): hold it in memory
+                log.exception("could not reschedule inbox item %s; parking it", item.id)
+                self._parked_until[item.seq] = self._clock() + PARKED_FOR
+
+    def _after_unexpected_failure(self, item: ScheduledItem) -> None:
+        attempt = item.attempts + 1
+        next_at = self.config.retry.next_attempt_at(
+            attempt=attempt,
+            status=None,
+            retry_after=None,
+            now=self._clock(),
+            random_fraction=self._random_fraction(),
+        )
+        self._complete(item, next_at, None)
+
+    async def _attempt_unguarded(self, item: ScheduledItem) -> None:
         try:
             delivery = Delivery.decode(item.payload)
         except (ValueError, KeyError, TypeError) as exc:

@@ -68,8 +68,9 @@ def parse_retry_after(value: str | None, now: datetime) -> timedelta | None:
     if not value:
         return None
     text = value.strip()
-    if text.isdigit():
-        return timedelta(seconds=min(int(text), int(MAX_RETRY_AFTER.total_seconds())))
+    if text.isascii() and text.isdigit():  # str.isdigit() alone also takes '²'
+        cap = int(MAX_RETRY_AFTER.total_seconds())
+        return timedelta(seconds=cap if len(text) > len(str(cap)) else min(int(text), cap))
     try:
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError):

@@ -1,10 +1,13 @@
 """The execution-log sink: drained spool records into `webhook_executions`, idempotently.
 
-On PostgreSQL the batch is COPYed into a session temp table and moved with
-`INSERT ... SELECT ... ON CONFLICT (execution_id) DO NOTHING`: COPY is the fastest load but has
-no ON CONFLICT. Elsewhere (the embedded SQLite default) it is one executemany of an
-`INSERT ... ON CONFLICT DO NOTHING`. Either way: one transaction per batch, and `created_at`
-comes from the record, never from the database clock.
+On PostgreSQL the batch is COPYed straight into the table inside a savepoint: COPY is the
+fastest load, and duplicates are rare (only records re-sent after a crash between the commit
+and the spool delete). COPY has no ON CONFLICT, so when the unique `execution_id` says some
+rows are already there, the savepoint is rolled back and the batch goes through a session
+temp table and `INSERT ... SELECT ... ON CONFLICT (execution_id) DO NOTHING`. Elsewhere (the
+embedded SQLite default) it is one executemany of `INSERT ... ON CONFLICT DO NOTHING`. Either
+way: one transaction per batch, and `created_at` comes from the record, never from the
+database clock.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 import psycopg
 from sqlalchemy import Connection, Engine
@@ -22,9 +26,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from relay.database import is_postgresql
 from relay.db_errors import classify
-from relay.executions import COLUMNS, ExecutionRow, decode_records
+from relay.executions import COLUMNS, ExecutionRow, RecordRejections, decode_records
 from relay.schema import webhook_executions
-from spool import SpoolRecord
+from spool import RecordSinkError, SpoolRecord
 
 log = logging.getLogger(__name__)
 
@@ -61,46 +65,80 @@ class ExecutionLogSink:
         """Write all records in one transaction, or raise a classified `SinkError`."""
         if not records:
             return
-        rows = decode_records(records)  # RecordSinkError names every invalid record
+        # Decoding validates: a RecordSinkError names every invalid record. On PostgreSQL it
+        # happens while COPY streams, so the server parses one chunk while we decode the next.
+        sqlite_params = None if self._postgresql else _sqlite_params(decode_records(records))
         started = time.perf_counter()
-        per_company = Counter(str(row.company_id) for row in rows)
+        per_company = Counter(record.key for record in records)
         for company, count in per_company.items():
             log.info("batch insert: %d rows for company %s", count, company)
         try:
             with self.engine.begin() as conn:
-                if self._postgresql:
-                    _copy_then_insert(conn, rows)
+                if sqlite_params is None:
+                    _copy_records(conn, records)
                 else:
-                    _insert_rows(conn, rows)
+                    _insert_rows(conn, sqlite_params)
         except (sa_exc.SQLAlchemyError, psycopg.Error, OSError) as exc:
             raise classify(exc) from exc
         self.transactions += 1
-        self.rows += len(rows)
+        self.rows += len(records)
         log.info(
             "batch insert done: %d rows, %d companies, 1 transaction, %.0f ms",
-            len(rows),
+            len(records),
             len(per_company),
             (time.perf_counter() - started) * 1000,
         )
 
 
-def _copy_then_insert(conn: Connection, rows: Sequence[ExecutionRow]) -> None:
+def _copy_records(conn: Connection, records: Sequence[SpoolRecord]) -> None:
     driver = conn.connection.driver_connection
     assert isinstance(driver, psycopg.Connection)
     with driver.cursor() as cursor:
-        cursor.execute(_CREATE_LOAD_TABLE)
-        with cursor.copy(f"COPY {_LOAD_TABLE} ({_COLUMN_LIST}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(tuple(getattr(row, name) for name in COLUMNS))
-        cursor.execute(_MOVE_LOADED)
+        cursor.execute("SAVEPOINT direct_copy")
+        try:
+            rejections = _copy_into(cursor, "webhook_executions", records)
+        except psycopg.errors.UniqueViolation:
+            cursor.execute("ROLLBACK TO SAVEPOINT direct_copy")
+            log.info("batch holds rows written before (redelivery after a crash): deduplicating")
+            cursor.execute(_CREATE_LOAD_TABLE)
+            rejections = _copy_into(cursor, _LOAD_TABLE, records)
+            rejections.raise_if_any()
+            cursor.execute(_MOVE_LOADED)
+        rejections.raise_if_any()  # leaving the transaction unfinished rolls it back
+        cursor.execute("RELEASE SAVEPOINT direct_copy")
 
 
-def _insert_rows(conn: Connection, rows: Sequence[ExecutionRow]) -> None:
+def _copy_into(
+    cursor: psycopg.Cursor[Any], table: str, records: Sequence[SpoolRecord]
+) -> RecordRejections:
+    """COPY the valid records; once one is invalid, only keep checking the rest."""
+    rejections = RecordRejections()
+    with cursor.copy(f"COPY {table} ({_COLUMN_LIST}) FROM STDIN") as copy:
+        for record in records:
+            row = rejections.decode(record)
+            if row is not None and not rejections.rejected:
+                copy.write_row(row.as_tuple())
+    return rejections
+
+
+def _sqlite_params(rows: Sequence[ExecutionRow]) -> list[dict[str, Any]]:
+    """Insert parameters; the JSON column type serialises values itself, so it gets the
+    parsed body. A body that is not JSON is the record's fault (PostgreSQL's jsonb would
+    refuse it too)."""
+    params: list[dict[str, Any]] = []
+    rejected: dict[str, str] = {}
+    for row in rows:
+        try:
+            params.append(row.as_dict() | {"request_payload": json.loads(row.request_payload)})
+        except ValueError as exc:
+            rejected[row.execution_id] = f"request_payload is not JSON: {exc}"
+    if rejected:
+        raise RecordSinkError(f"{len(rejected)} records with a non-JSON request_payload", rejected)
+    return params
+
+
+def _insert_rows(conn: Connection, params: list[dict[str, Any]]) -> None:
     statement = sqlite_insert(webhook_executions).on_conflict_do_nothing(
         index_elements=["execution_id"]
     )
-    # The JSON column type serialises values itself: hand it the parsed body, not its text.
-    conn.execute(
-        statement,
-        [row.as_dict() | {"request_payload": json.loads(row.request_payload)} for row in rows],
-    )
+    conn.execute(statement, params)

@@ -211,15 +211,40 @@ class DurableQueue:
             self.db.write(lambda conn: self.remove_in(conn, records))
 
     def remove_in(self, conn: sqlite3.Connection, records: Sequence[SpoolRecord]) -> None:
-        seqs = [r.seq for r in records]
-        removed_by_key: dict[str, int] = {}
+        seqs_by_key: dict[str, list[int]] = {}
+        for record in records:
+            seqs_by_key.setdefault(record.key, []).append(record.seq)
+        removed_by_key = {
+            key: self._remove_seqs(conn, key, seqs) for key, seqs in seqs_by_key.items()
+        }
+        self._forget(conn, removed_by_key)
+
+    def _remove_seqs(self, conn: sqlite3.Connection, key: str, seqs: list[int]) -> int:
+        """Delete these records of one key; return how many were still there.
+
+        A drain removes the oldest records of a key, which are exactly the key's records in
+        [min, max]: then one range delete over the (key, seq) index does it. Otherwise the
+        seqs are deleted one list at a time.
+        """
+        low, high = min(seqs), max(seqs)
+        in_range = conn.execute(
+            f"SELECT count(*) FROM {self._records} WHERE key = ? AND seq BETWEEN ? AND ?",
+            (key, low, high),
+        ).fetchone()[0]
+        if in_range == len(set(seqs)):
+            return int(
+                conn.execute(
+                    f"DELETE FROM {self._records} WHERE key = ? AND seq BETWEEN ? AND ?",
+                    (key, low, high),
+                ).rowcount
+            )
+        removed = 0
         for chunk in _chunks(seqs):
             marks = ",".join("?" * len(chunk))
-            for (key,) in conn.execute(
-                f"DELETE FROM {self._records} WHERE seq IN ({marks}) RETURNING key", chunk
-            ):
-                removed_by_key[key] = removed_by_key.get(key, 0) + 1
-        self._forget(conn, removed_by_key)
+            removed += conn.execute(
+                f"DELETE FROM {self._records} WHERE seq IN ({marks})", chunk
+            ).rowcount
+        return removed
 
     def _forget(self, conn: sqlite3.Connection, removed_by_key: dict[str, int]) -> None:
         """Keep the keys table exact after records of those keys left the queue."""
