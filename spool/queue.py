@@ -128,10 +128,13 @@ class DurableQueue:
 
         Raises `SpoolFullError` past the spool's byte bound; nothing stored is dropped.
         """
+        # Not isolated: the bound is checked before the first change, and what could fail
+        # after it (disk full, I/O error) aborts the whole transaction anyway.
         return self.db.write(
             lambda conn: self.append_in(
                 conn, key, payload, record_id=record_id, enqueued_at=enqueued_at, bounded=True
-            )
+            ),
+            isolated=False,
         )
 
     def append_in(

@@ -212,3 +212,45 @@ def test_append_listeners_hear_committed_appends(outbox: DurableQueue) -> None:
     outbox.append("k", b"x")
     outbox.db.write(lambda conn: outbox.append_in(conn, "k", b"y"))
     assert heard == [1, 2]
+
+
+def test_a_full_spool_refuses_each_queued_append_without_failing_the_others(
+    spool_path: Path,
+) -> None:
+    """Group-committed appends past the bound each get SpoolFullError; other operations in
+    the same transaction still commit."""
+    db = SpoolDatabase(spool_path, max_bytes=1)  # already past its bound once created
+    queue = DurableQueue(db, "outbox")
+    leader_inside, release = threading.Event(), threading.Event()
+
+    def hold(conn: sqlite3.Connection) -> None:
+        leader_inside.set()
+        assert release.wait(10)
+
+    errors: list[BaseException] = []
+
+    def append() -> None:
+        try:
+            queue.append("k", b"x")
+        except SpoolFullError as exc:
+            errors.append(exc)
+
+    leader = threading.Thread(target=db.write, args=(hold,))
+    leader.start()
+    assert leader_inside.wait(10)
+    appenders = [threading.Thread(target=append) for _ in range(4)]
+    finisher = threading.Thread(
+        target=db.write, args=(lambda conn: queue.append_in(conn, "k", b"result"),)
+    )
+    for thread in [*appenders, finisher]:
+        thread.start()
+    for _ in range(1000):  # bounded wait until all five are queued
+        if len(db._group.queue) == 5:
+            break
+        threading.Event().wait(0.005)
+    release.set()
+    for thread in [leader, *appenders, finisher]:
+        thread.join(10)
+    assert len(errors) == 4
+    assert queue.stats().pending == 1  # the unbounded append (a result) went through
+    db.close()
