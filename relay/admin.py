@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+import httpx
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
@@ -69,8 +70,13 @@ def list_companies(engine: Engine) -> list[CompanyRow]:
 
 
 def validate_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    """Refuse, when it is saved, a URL the dispatcher could never POST to."""
+    try:
+        parts = urlsplit(url)
+        host = httpx.URL(url).host  # what the dispatcher will do with it, IDNA included
+    except (ValueError, UnicodeError, httpx.InvalidURL) as exc:
+        raise AdminError(f"webhook URL {url!r} cannot be parsed: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not host:
         raise AdminError(f"webhook URL must be an absolute http(s) URL, not {url!r}")
     return url
 

@@ -279,7 +279,8 @@ class Dispatcher:
                 error = f"HTTP {status}"
         except httpx.TimeoutException as exc:
             error = f"timeout after {self.config.timeout_seconds:g} s ({type(exc).__name__})"
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError, UnicodeError) as exc:
+            # InvalidURL/idna errors: a URL saved before validation refused it; still logged.
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         finished_at = self._clock()
         return AttemptOutcome(

@@ -7,6 +7,7 @@ send ends in `EventInput` or `InputError`: never an exception that would become 
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +55,9 @@ def _decode_json(body: bytes) -> object:
     except UnicodeDecodeError as exc:
         raise InputError(400, "body", f"is not valid UTF-8 (byte {exc.start})") from None
     try:
-        document = json.loads(text)
+        document = json.loads(text, parse_constant=_refuse_constant)
+    except InputError:
+        raise
     except json.JSONDecodeError as exc:
         raise InputError(400, "body", f"is not valid JSON: {exc.msg} at char {exc.pos}") from None
     except RecursionError:
@@ -63,6 +66,11 @@ def _decode_json(body: bytes) -> object:
         raise InputError(400, "body", f"is not valid JSON: {exc}") from None
     _check_storable(document)
     return document
+
+
+def _refuse_constant(name: str) -> object:
+    """Python's json takes NaN and Infinity; JSON (and PostgreSQL's jsonb) do not."""
+    raise InputError(400, "body", f"is not valid JSON: {name} is not a JSON number")
 
 
 def _check_storable(document: object) -> None:
@@ -77,6 +85,8 @@ def _check_storable(document: object) -> None:
             stack.extend(node)
         elif isinstance(node, str):
             _check_text(node)
+        elif isinstance(node, float) and not math.isfinite(node):  # 1e400 overflows to inf
+            raise InputError(400, "body", "holds a number too large for JSON (overflows)")
 
 
 def _check_text(text: str) -> None:

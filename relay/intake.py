@@ -55,7 +55,7 @@ def create_intake_app(state: IntakeState) -> Starlette:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     return Starlette(
         routes=[Route("/v1/events", post_event, methods=["POST"])],

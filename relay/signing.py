@@ -12,7 +12,8 @@ SECRET_PREFIX = "whsec_"
 def secret_key(secret: str) -> bytes:
     """The HMAC key of a secret: base64 after the `whsec_` prefix, else the raw text."""
     if secret.startswith(SECRET_PREFIX):
-        return base64.b64decode(secret[len(SECRET_PREFIX) :])
+        encoded = secret[len(SECRET_PREFIX) :]
+        return base64.b64decode(encoded + "=" * (-len(encoded) % 4))  # padding is optional
     return secret.encode()
 
 

@@ -4,7 +4,7 @@ good snapshot keeps serving while the database is down."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from relay.schema import companies, events, webhook_events, webhooks
 from tests.conftest import sample_event
 from tests.relay.conftest import (
     EVENT,
+    RunningRelay,
     add_company,
     add_event_type,
     add_webhook,
@@ -129,7 +130,7 @@ def test_null_filters_are_no_filters(pg_engine: Engine) -> None:
     json_null = raw_webhook(pg_engine, company, filters=None)  # stored as JSON `null`
     defaulted = raw_webhook(pg_engine, company)  # the column's server default, '[]'
     with pg_engine.connect() as conn:
-        stored = dict(
+        stored: dict[uuid.UUID, str | None] = dict(
             conn.execute(
                 sa.select(
                     webhook_events.c.webhook_id,
@@ -302,6 +303,22 @@ def test_refresh_always_reloads(pg_engine: Engine, registry_engine: Engine) -> N
     assert registry.refresh() is True
     assert registry.snapshot is not before
     assert registry.snapshot == before
+
+
+def test_a_running_relay_picks_up_cli_changes_within_its_check_interval(
+    start_relay: Callable[..., RunningRelay], pg_engine: Engine
+) -> None:
+    company = add_company(pg_engine)
+    relay = start_relay()  # checks the fingerprint every 0.2 s
+
+    def deliveries() -> int:
+        return int(relay.post(company).json()["deliveries"])
+
+    assert deliveries() == 0
+    webhook = add_webhook(pg_engine, company, URL)
+    assert eventually(lambda: deliveries() == 1, timeout=5, step=0.1)
+    admin.disable_webhook(pg_engine, webhook)
+    assert eventually(lambda: deliveries() == 0, timeout=5, step=0.1)
 
 
 # -- database outages ---------------------------------------------------------------------------

@@ -1,0 +1,391 @@
+"""`relay companies ...`, `relay webhooks ...` and `relay serve`'s bind-address rule, run as a
+user runs them: real subprocesses against the suite's PostgreSQL (or an embedded SQLite)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import Engine
+
+from relay import admin
+from relay.filters import parse_filters
+from relay.registry import load_snapshot
+from relay.schema import webhook_events, webhooks
+from relay.service import StartupError, check_bind_address
+from tests.relay.conftest import EVENT
+
+RELAY = str(Path(sys.executable).with_name("relay"))
+HOOK = "https://hooks.example.com/calls"
+FILTER = '[{"field_path": "callHistory.campaign.id", "operator": "equals", "value": 201074}]'
+
+
+def relay(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return relay_all(env, args, timeout=timeout)[0]
+
+
+def relay_all(
+    env: dict[str, str] | list[dict[str, str]], *commands: tuple[str, ...], timeout: float = 60
+) -> list[subprocess.CompletedProcess[str]]:
+    """Run independent `relay` commands at the same time (each one costs ~0.5 s of imports);
+    `env` is shared, or one per command."""
+    envs = env if isinstance(env, list) else [env] * len(commands)
+    processes = [
+        subprocess.Popen(
+            [RELAY, *args], env=one_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for one_env, args in zip(envs, commands, strict=True)
+    ]
+    results = []
+    try:
+        for args, process in zip(commands, processes, strict=True):
+            stdout, stderr = process.communicate(timeout=timeout)
+            assert "Traceback" not in stderr, stderr
+            results.append(
+                subprocess.CompletedProcess([RELAY, *args], process.returncode, stdout, stderr)
+            )
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    return results
+
+
+def clean_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+
+
+@pytest.fixture
+def env(pg_url: str, pg_engine: Engine, spool_path: Path) -> dict[str, str]:
+    return clean_env() | {"RELAY_DATABASE_URL": pg_url, "RELAY_SPOOL_PATH": str(spool_path)}
+
+
+def embedded(directory: Path) -> dict[str, str]:
+    """The embedded default in a private directory: SQLite database and spool, no PostgreSQL."""
+    return clean_env() | {
+        "RELAY_DATABASE_URL": f"sqlite:///{directory / 'relay.db'}",
+        "RELAY_SPOOL_PATH": str(directory / "spool.db"),
+    }
+
+
+@pytest.fixture
+def embedded_env(tmp_path: Path) -> dict[str, str]:
+    return embedded(tmp_path / "var")
+
+
+def add_company(env: dict[str, str], name: str = "Acme Cobrancas") -> uuid.UUID:
+    result = relay(env, "companies", "add", name)
+    assert result.returncode == 0, result.stderr
+    company_id, printed_name = result.stdout.strip().split("\t")
+    assert printed_name == name
+    return uuid.UUID(company_id)
+
+
+def add_company_row(engine: Engine, name: str = "Acme Cobrancas") -> uuid.UUID:
+    """Setup through the library, so that each test runs only the commands it is about."""
+    return admin.add_company(engine, name).id
+
+
+def add_webhook_row(engine: Engine, company: uuid.UUID, url: str) -> uuid.UUID:
+    return admin.add_webhook(
+        engine, company_id=company, url=url, event=EVENT, filters=(), secret=None
+    ).id
+
+
+def webhook_rows(engine: Engine) -> list[sa.Row[tuple[object, ...]]]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(webhooks)).all())
+
+
+def assert_refused(result: subprocess.CompletedProcess[str], *phrases: str) -> None:
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stdout == ""
+    for phrase in phrases:
+        assert phrase in result.stderr, result.stderr
+
+
+# -- companies ----------------------------------------------------------------------------------
+
+
+def test_companies_add_prints_the_id_and_list_shows_them(env: dict[str, str]) -> None:
+    added = relay_all(env, ("companies", "add", "Acme Cobrancas"), ("companies", "add", "Beta"))
+    expected = set()
+    for result in added:
+        assert result.returncode == 0, result.stderr
+        company_id, name = result.stdout.strip().split("\t")
+        expected.add(f"{uuid.UUID(company_id)}\tactive\t{name}")
+
+    result = relay(env, "companies", "list")
+
+    assert result.returncode == 0, result.stderr
+    assert set(result.stdout.splitlines()) == expected
+    assert {line.split("\t")[2] for line in expected} == {"Acme Cobrancas", "Beta"}
+
+
+def test_a_company_name_must_be_1_to_255_characters(env: dict[str, str]) -> None:
+    results = relay_all(env, ("companies", "add", "   "), ("companies", "add", "x" * 256))
+    for result in results:
+        assert_refused(result, "company name must be 1 to 255")
+    listing = relay(env, "companies", "list")
+    assert (listing.returncode, listing.stdout) == (0, "")
+
+
+# -- webhooks add / list ------------------------------------------------------------------------
+
+
+def test_webhooks_add_with_a_filter_and_a_secret(env: dict[str, str], pg_engine: Engine) -> None:
+    company = add_company_row(pg_engine)
+    add = ("webhooks", "add", "--company", str(company), "--url", HOOK, "--event", EVENT)
+
+    result, again = relay_all(env, (*add, "--filter", FILTER, "--secret"), (*add, "--secret"))
+
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.splitlines()
+    webhook_id, url, event = first.split("\t")
+    assert (url, event) == (HOOK, EVENT)
+    assert second.startswith("signing secret (shown once")
+    secret = second.rsplit(" ", 1)[1]
+    assert secret.startswith("whsec_")
+    assert len(base64.b64decode(secret.removeprefix("whsec_"), validate=True)) == 24
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.split()[-1].startswith("whsec_")
+    assert again.stdout.split()[-1] != secret  # every webhook gets its own secret
+
+    row = next(r for r in webhook_rows(pg_engine) if str(r.id) == webhook_id)
+    assert (row.company_id, row.url, row.secret, row.status) == (company, HOOK, secret, "active")
+    subscription = load_snapshot(pg_engine).webhooks[uuid.UUID(webhook_id)]
+    assert subscription.secret == secret
+    assert subscription.filters == parse_filters(json.loads(FILTER))
+
+    listing = relay(env, "webhooks", "list")
+
+    assert listing.returncode == 0, listing.stderr
+    assert f"{webhook_id}\t{company}\tactive\tsigned\t{EVENT}\t{HOOK}" in listing.stdout
+    assert len(listing.stdout.splitlines()) == 2
+    assert "whsec_" not in listing.stdout + listing.stderr
+
+
+def test_webhooks_add_without_secret_or_filter(env: dict[str, str], pg_engine: Engine) -> None:
+    company = add_company_row(pg_engine)
+    other = add_company_row(pg_engine, "Beta Telecom")
+    add_webhook_row(pg_engine, other, HOOK)
+
+    result = relay(
+        env, "webhooks", "add", "--company", str(company), "--url", "http://127.0.0.1:9/x",
+        "--event", EVENT,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 1
+    assert "secret" not in result.stdout
+    webhook_id = result.stdout.split("\t")[0]
+    only_mine, everyone = relay_all(
+        env, ("webhooks", "list", "--company", str(company)), ("webhooks", "list")
+    )
+    assert only_mine.stdout.splitlines() == [
+        f"{webhook_id}\t{company}\tactive\tunsigned\t{EVENT}\thttp://127.0.0.1:9/x"
+    ]
+    assert len(everyone.stdout.splitlines()) == 2
+    with pg_engine.connect() as conn:
+        assert conn.execute(sa.select(webhook_events.c.filters)).scalars().all() == [[], []]
+
+
+INVALID_FILTERS: list[tuple[str, tuple[str, ...]]] = [
+    ("{not json", ("--filter is not valid JSON",)),
+    (
+        '[{"field_path": "a", "operator": "eq", "value": 1}]',
+        ("filters[0].operator", "unknown operator 'eq'"),
+    ),
+    ('{"field_path": "a", "operator": "equals", "value": 1}', ("filters", "array")),
+    (
+        '[{"field_path": "a", "operator": "equals", "value": 1},'
+        ' {"field_path": "a..b", "operator": "equals", "value": 1}]',
+        ("filters[1].field_path", "a..b"),
+    ),
+]
+
+
+def test_an_invalid_filter_exits_2_naming_the_problem_and_saves_nothing(
+    env: dict[str, str], pg_engine: Engine
+) -> None:
+    company = add_company_row(pg_engine)
+    add = ("webhooks", "add", "--company", str(company), "--url", HOOK, "--event", EVENT)
+
+    results = relay_all(env, *[(*add, "--filter", text) for text, _ in INVALID_FILTERS])
+
+    for result, (_, phrases) in zip(results, INVALID_FILTERS, strict=True):
+        assert_refused(result, "usage: relay webhooks add", *phrases)
+    assert webhook_rows(pg_engine) == []
+
+
+def test_unknown_company_unknown_event_or_a_non_http_url_exit_2_and_save_nothing(
+    env: dict[str, str], pg_engine: Engine
+) -> None:
+    company, nobody = add_company_row(pg_engine), uuid.uuid4()
+    cases: list[tuple[tuple[str, str, str], str]] = [
+        ((str(nobody), HOOK, EVENT), f"unknown company {nobody}"),
+        ((str(company), HOOK, "no-such-event"), f"unknown event 'no-such-event' (known: {EVENT}"),
+        ((str(company), "ftp://hooks.example.com/x", EVENT), "absolute http(s) URL"),
+        ((str(company), "hooks.example.com/x", EVENT), "absolute http(s) URL"),
+    ]
+
+    results = relay_all(
+        env,
+        *[
+            ("webhooks", "add", "--company", c, "--url", url, "--event", event)
+            for (c, url, event), _ in cases
+        ],
+    )
+
+    for result, (_, phrase) in zip(results, cases, strict=True):
+        assert_refused(result, "relay: error: ", phrase)
+    assert webhook_rows(pg_engine) == []
+
+
+def test_an_unparsable_url_exits_2_without_a_traceback(
+    env: dict[str, str], pg_engine: Engine
+) -> None:
+    company = add_company_row(pg_engine)
+    result = relay(
+        env, "webhooks", "add", "--company", str(company), "--url", "http://[::1", "--event", EVENT
+    )
+    assert_refused(result, "relay: error: ", "URL")
+
+
+def test_a_url_the_http_client_cannot_use_is_refused_when_saved(
+    env: dict[str, str], pg_engine: Engine
+) -> None:
+    company = add_company_row(pg_engine)
+    add = ("webhooks", "add", "--company", str(company), "--event", EVENT, "--url")
+    for result in relay_all(env, (*add, "http://127.0.0.1:abc/hook"), (*add, "http://xn--/hook")):
+        assert_refused(result, "relay: error: ", "URL")
+    assert webhook_rows(pg_engine) == []
+
+
+# -- webhooks disable ---------------------------------------------------------------------------
+
+
+def test_webhooks_disable(env: dict[str, str], pg_engine: Engine) -> None:
+    company = add_company_row(pg_engine)
+    webhook_id = add_webhook_row(pg_engine, company, HOOK)
+    kept = add_webhook_row(pg_engine, company, HOOK + "/kept")
+
+    result = relay(env, "webhooks", "disable", str(webhook_id))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"webhook {webhook_id} disabled"
+    listing = relay(env, "webhooks", "list").stdout
+    assert f"{webhook_id}\t{company}\tdisabled\t" in listing
+    assert f"{kept}\t{company}\tactive\t" in listing
+    assert set(load_snapshot(pg_engine).webhooks) == {kept}
+
+
+def test_unknown_webhooks_and_bad_uuid_arguments_exit_2(env: dict[str, str]) -> None:
+    webhook_id = uuid.uuid4()
+    unknown, *bad_uuids = relay_all(
+        env,
+        ("webhooks", "disable", str(webhook_id)),
+        ("webhooks", "disable", "not-a-uuid"),
+        ("webhooks", "list", "--company", "12345"),
+        ("webhooks", "add", "--company", "acme", "--url", HOOK, "--event", EVENT),
+    )
+    assert_refused(unknown, f"unknown webhook {webhook_id}")
+    for result in bad_uuids:
+        assert_refused(result, "usage: relay", "not a UUID")
+
+
+def test_the_commands_work_on_the_embedded_database(tmp_path: Path) -> None:
+    migrated, unmigrated = embedded(tmp_path / "migrated"), embedded(tmp_path / "unmigrated")
+    refused, done = relay_all([unmigrated, migrated], ("companies", "list"), ("migrate",))
+    assert_refused(refused, "has `relay migrate` been run?")
+    assert done.returncode == 0, done.stderr
+    company = add_company(migrated)
+    added = relay(
+        migrated, "webhooks", "add", "--company", str(company), "--url", HOOK,
+        "--event", EVENT, "--filter", FILTER, "--secret",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    listing = relay(migrated, "webhooks", "list")
+    assert f"\t{company}\tactive\tsigned\t{EVENT}\t{HOOK}" in listing.stdout
+
+
+# -- relay serve: no intake token means loopback only -------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.53", "::1", "localhost"])
+def test_loopback_needs_no_token(host: str) -> None:
+    check_bind_address(host, token_configured=False)
+
+
+@pytest.mark.parametrize(
+    "host", ["0.0.0.0", "::", "192.168.10.20", "10.0.0.1", "relay.example.com", ""]
+)
+def test_any_other_address_without_a_token_refuses_to_start(host: str) -> None:
+    with pytest.raises(StartupError, match="RELAY_INTAKE_TOKEN"):
+        check_bind_address(host, token_configured=False)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.10.20", "127.0.0.1"])
+def test_with_a_token_any_address_is_fine(host: str) -> None:
+    check_bind_address(host, token_configured=True)
+
+
+def test_serve_on_a_public_address_without_a_token_exits_2(tmp_path: Path) -> None:
+    flag, variable = relay_all(
+        [embedded(tmp_path / "flag"), embedded(tmp_path / "variable") | {"RELAY_HOST": "0.0.0.0"}],
+        ("serve", "--host", "0.0.0.0", "--port", "0"),
+        ("serve", "--port", "0"),
+        timeout=30,
+    )
+
+    for result in (flag, variable):
+        assert result.returncode == 2, result.stderr
+        assert (
+            "relay: error: refusing to listen on 0.0.0.0 without RELAY_INTAKE_TOKEN"
+            in result.stderr
+        )
+        assert "127.0.0.1" in result.stderr  # and says what to do instead
+
+
+def test_serve_on_loopback_without_a_token_says_so_and_stops_on_sigterm(
+    embedded_env: dict[str, str],
+) -> None:
+    process = subprocess.Popen(
+        [RELAY, "serve", "--host", "127.0.0.1", "--port", "0"],
+        env=embedded_env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def read() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    seen: list[str] = []
+    try:
+        while not any("relay serving" in line for line in seen):
+            line = lines.get(timeout=30)  # bounded: raises queue.Empty if the relay hangs
+            assert line is not None, "".join(seen)
+            seen.append(line)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert process.returncode == 0
+    output = "".join(seen)
+    assert "RELAY_INTAKE_TOKEN is not set: serving on loopback (127.0.0.1) only" in output
