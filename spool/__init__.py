@@ -16,7 +16,7 @@ from spool.errors import (
     SpoolFullError,
     TransientSinkError,
 )
-from spool.policy import DrainPlan, DrainPolicy, KeyBacklog, KeyTake, TakeReason, plan_drain
+from spool.policy import DrainPlan, DrainPolicy, KeyBacklog, TakeReason, plan_drain
 from spool.queue import AppendReceipt, DeadLetter, DurableQueue, QueueStats, SpoolRecord
 from spool.scheduler import DrainScheduler, FlushReport, flush
 from spool.sink import Sink
@@ -35,7 +35,6 @@ __all__ = [
     "DurableQueue",
     "FlushReport",
     "KeyBacklog",
-    "KeyTake",
     "Outcome",
     "QueueStats",
     "RecordSinkError",

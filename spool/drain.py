@@ -82,9 +82,10 @@ class Drainer:
         if not force and self._retry_at is not None and now < self._retry_at:
             return DrainReport(Outcome.BACKING_OFF, retry_at=self._retry_at)
         plan = plan_drain(self.queue.backlog(), now, self.policy, force=force)
-        if not plan.takes:
+        if not plan.rows:
             return DrainReport(Outcome.IDLE)
-        records = self.queue.fetch(plan.takes)
+        records = self.queue.fetch_oldest(plan.rows)
+        keys = len({record.key for record in records})
         started = time.perf_counter()
         try:
             transactions, dead = self._write_isolating(records)
@@ -96,7 +97,7 @@ class Drainer:
         log.debug(
             "drain cycle: %d rows, %d keys, %d transactions, %d dead letters, %.0f ms",
             len(records) - dead,
-            len(plan.takes),
+            keys,
             transactions,
             dead,
             (time.perf_counter() - started) * 1000,
@@ -104,7 +105,7 @@ class Drainer:
         return DrainReport(
             Outcome.WRITTEN,
             rows_written=len(records) - dead,
-            keys=len(plan.takes),
+            keys=keys,
             transactions=transactions,
             dead_lettered=dead,
             more_due=plan.truncated,

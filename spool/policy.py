@@ -5,7 +5,7 @@ No I/O here, so every timing rule is tested by calling `plan_drain` with chosen 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -45,22 +45,18 @@ class TakeReason(Enum):
 
 
 @dataclass(frozen=True)
-class KeyTake:
-    """Drain the `rows` oldest pending records of `key` in this cycle."""
-
-    key: str
-    rows: int
-    reason: TakeReason
-
-
-@dataclass(frozen=True)
 class DrainPlan:
-    takes: tuple[KeyTake, ...]
-    truncated: bool  # more was due than one cycle may carry; run another cycle at once
+    """Drain the `rows` oldest pending records now (0: nothing is due).
 
-    @property
-    def rows(self) -> int:
-        return sum(take.rows for take in self.takes)
+    `reasons` says why each pending key is in: its own due reason, or riding along.
+    """
+
+    rows: int
+    reasons: Mapping[str, TakeReason]
+    truncated: bool  # more is pending than one cycle may carry; run another cycle at once
+
+
+NOTHING_DUE = DrainPlan(0, {}, truncated=False)
 
 
 def plan_drain(
@@ -78,25 +74,17 @@ def plan_drain(
     also carries every other pending record: a row riding along in a commit that happens
     anyway costs nothing, while waiting would cost a commit of its own later. That is how
     100 quiet companies cost one commit a minute rather than one each.
-    Due keys go first, oldest first, and one cycle carries at most `max_rows_per_cycle` rows.
+    A cycle carries at most `max_rows_per_cycle` records, the oldest first across all keys:
+    a backlog drains in arrival order, and each cycle frees contiguous spool pages.
     """
-    ordered = sorted(
-        (b for b in backlogs if b.pending > 0), key=lambda b: (b.oldest_enqueued_at, b.key)
-    )
-    reasons = {b.key: _due_reason(b, now, policy, force) for b in ordered}
-    if not any(reasons.values()):
-        return DrainPlan((), truncated=False)
-    due_first = sorted(ordered, key=lambda b: reasons[b.key] is None)  # stable: oldest first
-    budget = policy.max_rows_per_cycle
-    takes: list[KeyTake] = []
-    for backlog in due_first:
-        if budget <= 0:
-            return DrainPlan(tuple(takes), truncated=True)
-        rows = min(backlog.pending, budget)
-        takes.append(KeyTake(backlog.key, rows, reasons[backlog.key] or TakeReason.RIDE_ALONG))
-        budget -= rows
-    truncated = sum(b.pending for b in ordered) > policy.max_rows_per_cycle
-    return DrainPlan(tuple(takes), truncated)
+    pending = [b for b in backlogs if b.pending > 0]
+    due = {b.key: reason for b in pending if (reason := _due_reason(b, now, policy, force))}
+    if not due:
+        return NOTHING_DUE
+    total = sum(b.pending for b in pending)
+    reasons = {b.key: due.get(b.key, TakeReason.RIDE_ALONG) for b in pending}
+    rows = min(total, policy.max_rows_per_cycle)
+    return DrainPlan(rows, reasons, truncated=total > rows)
 
 
 def _due_reason(

@@ -17,7 +17,7 @@ from functools import partial
 
 from spool.clock import Clock, from_micros, to_micros, utc_now
 from spool.database import SpoolDatabase
-from spool.policy import KeyBacklog, KeyTake
+from spool.policy import KeyBacklog
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 # SQLite's default limit on bound parameters is 32766; stay far below it.
@@ -183,21 +183,19 @@ class DurableQueue:
         )
         return [KeyBacklog(key, int(n), from_micros(int(at))) for key, n, at in rows]
 
-    def fetch(self, takes: Sequence[KeyTake]) -> list[SpoolRecord]:
-        """The oldest `take.rows` records of each key, in key order then append order."""
-
-        def query(conn: sqlite3.Connection) -> list[SpoolRecord]:
-            records: list[SpoolRecord] = []
-            for take in takes:
-                cursor = conn.execute(
+    def fetch_oldest(self, limit: int, *, key: str | None = None) -> list[SpoolRecord]:
+        """The `limit` oldest records (of one key, or of all), in append order."""
+        where, params = ("WHERE key = ?", [key]) if key is not None else ("", [])
+        return self.db.read(
+            lambda conn: [
+                _record(row)
+                for row in conn.execute(
                     f"""SELECT seq, id, key, enqueued_at, payload FROM {self._records}
-                        WHERE key = ? ORDER BY seq LIMIT ?""",
-                    (take.key, take.rows),
+                        {where} ORDER BY seq LIMIT ?""",
+                    [*params, limit],
                 )
-                records.extend(_record(row) for row in cursor)
-            return records
-
-        return self.db.read(query)
+            ]
+        )
 
     def stats(self) -> QueueStats:
         backlogs = tuple(self.backlog())
@@ -214,40 +212,50 @@ class DurableQueue:
             self.db.write(lambda conn: self.remove_in(conn, records))
 
     def remove_in(self, conn: sqlite3.Connection, records: Sequence[SpoolRecord]) -> None:
-        seqs_by_key: dict[str, list[int]] = {}
-        for record in records:
-            seqs_by_key.setdefault(record.key, []).append(record.seq)
-        removed_by_key = {
-            key: self._remove_seqs(conn, key, seqs) for key, seqs in seqs_by_key.items()
-        }
+        if not records:
+            return
+        if self._is_whole_range(conn, records):
+            # The drain removes the oldest records: exactly those in [min, max] seq. One
+            # range delete frees contiguous pages instead of hunting rows one by one.
+            conn.execute(
+                f"DELETE FROM {self._records} WHERE seq BETWEEN ? AND ?",
+                (min(r.seq for r in records), max(r.seq for r in records)),
+            )
+            removed_by_key: dict[str, int] = {}
+            for record in records:
+                removed_by_key[record.key] = removed_by_key.get(record.key, 0) + 1
+        else:
+            removed_by_key = self._remove_listed(conn, records)
         self._forget(conn, removed_by_key)
 
-    def _remove_seqs(self, conn: sqlite3.Connection, key: str, seqs: list[int]) -> int:
-        """Delete these records of one key; return how many were still there.
-
-        A drain removes the oldest records of a key, which are exactly the key's records in
-        [min, max]: then one range delete over the (key, seq) index does it. Otherwise the
-        seqs are deleted one list at a time.
-        """
-        low, high = min(seqs), max(seqs)
+    def _is_whole_range(self, conn: sqlite3.Connection, records: Sequence[SpoolRecord]) -> bool:
+        """True when the records are exactly the rows now stored in [min seq, max seq]."""
+        seqs = sorted({r.seq for r in records})
         in_range = conn.execute(
-            f"SELECT count(*) FROM {self._records} WHERE key = ? AND seq BETWEEN ? AND ?",
-            (key, low, high),
+            f"SELECT count(*) FROM {self._records} WHERE seq BETWEEN ? AND ?",
+            (seqs[0], seqs[-1]),
         ).fetchone()[0]
-        if in_range == len(set(seqs)):
-            return int(
-                conn.execute(
-                    f"DELETE FROM {self._records} WHERE key = ? AND seq BETWEEN ? AND ?",
-                    (key, low, high),
-                ).rowcount
-            )
-        removed = 0
+        if in_range != len(seqs):
+            return False
+        stored = 0
         for chunk in _chunks(seqs):
             marks = ",".join("?" * len(chunk))
-            removed += conn.execute(
-                f"DELETE FROM {self._records} WHERE seq IN ({marks})", chunk
-            ).rowcount
-        return removed
+            stored += conn.execute(
+                f"SELECT count(*) FROM {self._records} WHERE seq IN ({marks})", chunk
+            ).fetchone()[0]
+        return bool(stored == len(seqs))
+
+    def _remove_listed(
+        self, conn: sqlite3.Connection, records: Sequence[SpoolRecord]
+    ) -> dict[str, int]:
+        removed_by_key: dict[str, int] = {}
+        for chunk in _chunks([r.seq for r in records]):
+            marks = ",".join("?" * len(chunk))
+            for (key,) in conn.execute(
+                f"DELETE FROM {self._records} WHERE seq IN ({marks}) RETURNING key", chunk
+            ):
+                removed_by_key[key] = removed_by_key.get(key, 0) + 1
+        return removed_by_key
 
     def _forget(self, conn: sqlite3.Connection, removed_by_key: dict[str, int]) -> None:
         """Keep the keys table exact after records of those keys left the queue."""

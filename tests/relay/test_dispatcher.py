@@ -22,7 +22,7 @@ from relay.event_input import EventInput
 from relay.inbox import EventInbox
 from relay.registry import Registry
 from relay.retry import RetryPolicy
-from spool import DurableQueue, KeyTake, SpoolDatabase, TakeReason
+from spool import DurableQueue, SpoolDatabase
 from tests.conftest import sample_event
 from tests.relay.conftest import EVENT, RunningReceiver, add_company, add_webhook
 
@@ -80,9 +80,7 @@ def run_due(parts: Parts, config: DispatchConfig | None = None) -> int:
 
 def log_records(parts: Parts) -> list[dict[str, object]]:
     records = [
-        r
-        for b in parts.outbox.backlog()
-        for r in parts.outbox.fetch([KeyTake(b.key, b.pending, TakeReason.FORCED)])
+        r for b in parts.outbox.backlog() for r in parts.outbox.fetch_oldest(b.pending, key=b.key)
     ]
     return sorted((json.loads(r.payload) for r in records), key=lambda f: f["attempt"])
 

@@ -13,16 +13,12 @@ from sqlalchemy import Engine
 
 from relay.executions import ExecutionResult
 from relay.sink import ExecutionLogSink
-from spool import Drainer, DrainPolicy, DurableQueue, KeyTake, Outcome, RecordSinkError, TakeReason
+from spool import Drainer, DrainPolicy, DurableQueue, Outcome, RecordSinkError
 from tests.conftest import append_results, assert_logged_once, logged_ids, make_result
 
 
 def all_records(queue: DurableQueue):  # type: ignore[no-untyped-def]
-    return [
-        r
-        for b in queue.backlog()
-        for r in queue.fetch([KeyTake(b.key, b.pending, TakeReason.FORCED)])
-    ]
+    return [r for b in queue.backlog() for r in queue.fetch_oldest(b.pending, key=b.key)]
 
 
 def test_rows_carry_every_field_and_the_event_time(

@@ -12,17 +12,15 @@ import pytest
 
 from spool import (
     DurableQueue,
-    KeyTake,
     SpoolCorruptError,
     SpoolDatabase,
     SpoolFullError,
     SpoolRecord,
-    TakeReason,
 )
 
 
 def oldest(queue: DurableQueue, key: str, rows: int) -> list[SpoolRecord]:
-    return queue.fetch([KeyTake(key, rows, TakeReason.FORCED)])
+    return queue.fetch_oldest(rows, key=key)
 
 
 def mode(path: Path) -> int:

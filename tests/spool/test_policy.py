@@ -1,4 +1,4 @@
-"""The drain policy as a pure function: batch size, age, independence, the cycle cap."""
+"""The drain policy as a pure function: when a cycle writes, and how much it carries."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from spool import DrainPolicy, KeyBacklog, KeyTake, TakeReason, plan_drain
+from spool import DrainPolicy, KeyBacklog, TakeReason, plan_drain
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 POLICY = DrainPolicy(batch_size=50, max_age=timedelta(seconds=60), max_rows_per_cycle=10_000)
@@ -17,71 +17,60 @@ def backlog(key: str, pending: int, age_seconds: float) -> KeyBacklog:
 
 
 def test_nothing_due_below_batch_size_and_age() -> None:
-    assert plan_drain([backlog("a", 49, 59.999)], T0, POLICY).takes == ()
+    plan = plan_drain([backlog("a", 49, 59.999)], T0, POLICY)
+    assert (plan.rows, plan.reasons, plan.truncated) == (0, {}, False)
 
 
 def test_a_full_batch_drains_whatever_its_age() -> None:
     plan = plan_drain([backlog("a", 50, 0)], T0, POLICY)
-    assert plan.takes == (KeyTake("a", 50, TakeReason.FULL_BATCH),)
+    assert (plan.rows, plan.reasons) == (50, {"a": TakeReason.FULL_BATCH})
 
 
 def test_a_full_batch_makes_the_key_due_and_its_remainder_rides_along() -> None:
-    plan = plan_drain([backlog("a", 149, 10)], T0, POLICY)
-    assert plan.takes == (KeyTake("a", 149, TakeReason.FULL_BATCH),)
+    assert plan_drain([backlog("a", 149, 10)], T0, POLICY).rows == 149
 
 
 @pytest.mark.parametrize("pending", [1, 49, 51, 120])
 def test_an_aged_key_drains_everything_it_has(pending: int) -> None:
     plan = plan_drain([backlog("a", pending, 60)], T0, POLICY)
-    assert plan.takes == (KeyTake("a", pending, TakeReason.MAX_AGE),)
+    assert (plan.rows, plan.reasons) == (pending, {"a": TakeReason.MAX_AGE})
 
 
 def test_due_is_decided_per_key_not_by_the_total() -> None:
     """49 + 49 young rows of two keys: 98 pending, yet no key has a batch: nothing drains."""
-    assert plan_drain([backlog("a", 49, 59), backlog("b", 49, 59)], T0, POLICY).takes == ()
+    assert plan_drain([backlog("a", 49, 59), backlog("b", 49, 59)], T0, POLICY).rows == 0
 
 
-def test_once_a_key_is_due_every_pending_row_rides_along_due_keys_first() -> None:
+def test_once_a_key_is_due_every_pending_row_rides_along() -> None:
     plan = plan_drain(
         [backlog("young", 10, 30), backlog("full", 50, 1), backlog("old", 3, 61)], T0, POLICY
     )
-    assert plan.takes == (
-        KeyTake("old", 3, TakeReason.MAX_AGE),
-        KeyTake("full", 50, TakeReason.FULL_BATCH),
-        KeyTake("young", 10, TakeReason.RIDE_ALONG),
-    )
+    assert plan.rows == 63
+    assert plan.reasons == {
+        "old": TakeReason.MAX_AGE,
+        "full": TakeReason.FULL_BATCH,
+        "young": TakeReason.RIDE_ALONG,
+    }
 
 
 def test_force_drains_every_key_regardless_of_size_and_age() -> None:
     plan = plan_drain([backlog("a", 1, 0), backlog("b", 7, 5)], T0, POLICY, force=True)
-    assert {take.key: take.rows for take in plan.takes} == {"a": 1, "b": 7}
-    assert all(take.reason is TakeReason.FORCED for take in plan.takes)
+    assert plan.rows == 8
+    assert set(plan.reasons.values()) == {TakeReason.FORCED}
 
 
-def test_one_cycle_is_capped_and_says_more_is_due_oldest_due_first() -> None:
+def test_one_cycle_is_capped_and_says_more_is_due() -> None:
     policy = DrainPolicy(batch_size=50, max_rows_per_cycle=120)
-    plan = plan_drain(
-        [backlog("rider", 10, 30), backlog("newer", 100, 70), backlog("oldest", 100, 90)],
-        T0,
-        policy,
-    )
-    assert [(take.key, take.rows) for take in plan.takes] == [("oldest", 100), ("newer", 20)]
-    assert plan.truncated
-    assert plan.rows == 120
-
-
-def test_riders_fill_what_the_cap_leaves() -> None:
-    policy = DrainPolicy(batch_size=50, max_rows_per_cycle=120)
-    plan = plan_drain([backlog("rider", 40, 30), backlog("due", 100, 1)], T0, policy)
-    assert [(t.key, t.rows, t.reason) for t in plan.takes] == [
-        ("due", 100, TakeReason.FULL_BATCH),
-        ("rider", 20, TakeReason.RIDE_ALONG),
-    ]
-    assert plan.truncated
+    plan = plan_drain([backlog("rider", 10, 30), backlog("due", 200, 90)], T0, policy)
+    assert (plan.rows, plan.truncated) == (120, True)
 
 
 def test_an_uncapped_plan_is_not_truncated() -> None:
     assert not plan_drain([backlog("a", 60, 61)], T0, POLICY).truncated
+
+
+def test_keys_with_nothing_pending_are_ignored() -> None:
+    assert plan_drain([backlog("empty", 0, 3600)], T0, POLICY).rows == 0
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from freezegun import freeze_time
 
-from spool import DurableQueue, KeyTake, SpoolDatabase, TakeReason
+from spool import DurableQueue, SpoolDatabase
 
 APPENDER = Path(__file__).with_name("appender_process.py")
 
@@ -24,14 +24,14 @@ def test_backlog_counts_and_oldest_follow_appends_and_removals(outbox: DurableQu
         ("a", 5, t0),
         ("b", 1, t0),
     }
-    first_two = outbox.fetch([KeyTake("a", 2, TakeReason.FORCED)])
+    first_two = outbox.fetch_oldest(2, key="a")
     assert [r.enqueued_at for r in first_two] == [t0, t0 + timedelta(seconds=1)]
     outbox.remove(first_two)
     assert {(b.key, b.pending, b.oldest_enqueued_at) for b in outbox.backlog()} == {
         ("a", 3, t0 + timedelta(seconds=2)),
         ("b", 1, t0),
     }
-    outbox.remove(outbox.fetch([KeyTake("b", 1, TakeReason.FORCED)]))
+    outbox.remove(outbox.fetch_oldest(1, key="b"))
     assert [b.key for b in outbox.backlog()] == ["a"]
 
 
@@ -44,7 +44,7 @@ def test_append_receipt_counts_pending_for_its_key(outbox: DurableQueue) -> None
 
 def test_records_keep_their_payload_bytes_and_ids(outbox: DurableQueue) -> None:
     receipt = outbox.append("a", b"\x00\xffbinary", record_id="fixed-id")
-    [record] = outbox.fetch([KeyTake("a", 10, TakeReason.FORCED)])
+    [record] = outbox.fetch_oldest(10, key="a")
     assert (record.id, record.key, record.payload) == ("fixed-id", "a", b"\x00\xffbinary")
     assert receipt.record_id == "fixed-id"
 
@@ -61,7 +61,7 @@ def test_dead_letters_keep_the_error_and_retry_with_the_same_id(outbox: DurableQ
     t0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
     outbox.append("a", b"bad", record_id="r1", enqueued_at=t0)
     outbox.append("a", b"good", record_id="r2", enqueued_at=t0)
-    bad = outbox.fetch([KeyTake("a", 1, TakeReason.FORCED)])[0]
+    bad = outbox.fetch_oldest(1, key="a")[0]
     outbox.dead_letter(bad, "value too long for type character varying(20)")
     [dead] = outbox.dead_letters()
     assert (dead.id, dead.key, dead.payload) == ("r1", "a", b"bad")
@@ -71,7 +71,7 @@ def test_dead_letters_keep_the_error_and_retry_with_the_same_id(outbox: DurableQ
     assert outbox.retry_dead_letters(["no-such-id"]) == 0
     assert outbox.retry_dead_letters(["r1"]) == 1
     assert outbox.stats().dead_letters == 0
-    ids = [r.id for r in outbox.fetch([KeyTake("a", 10, TakeReason.FORCED)])]
+    ids = [r.id for r in outbox.fetch_oldest(10, key="a")]
     assert sorted(ids) == ["r1", "r2"]
     [backlog] = outbox.backlog()
     assert backlog.oldest_enqueued_at == t0  # still due at once
@@ -80,7 +80,7 @@ def test_dead_letters_keep_the_error_and_retry_with_the_same_id(outbox: DurableQ
 def test_retry_all_dead_letters(outbox: DurableQueue) -> None:
     for i in range(3):
         outbox.append("a", b"x", record_id=f"r{i}")
-    for record in outbox.fetch([KeyTake("a", 3, TakeReason.FORCED)]):
+    for record in outbox.fetch_oldest(3, key="a"):
         outbox.dead_letter(record, "boom")
     assert outbox.stats().pending == 0
     assert outbox.retry_dead_letters() == 3
@@ -108,11 +108,26 @@ def test_acknowledged_appends_survive_sigkill_mid_append(spool_path: Path) -> No
 
     db = SpoolDatabase(spool_path)  # integrity check passes
     queue = DurableQueue(db, "outbox")
-    stored = {
-        r.id
-        for b in queue.backlog()
-        for r in queue.fetch([KeyTake(b.key, b.pending, TakeReason.FORCED)])
-    }
+    stored = {r.id for b in queue.backlog() for r in queue.fetch_oldest(b.pending, key=b.key)}
     assert set(acknowledged) <= stored
     assert sum(b.pending for b in queue.backlog()) == len(stored)  # bookkeeping consistent
     db.close()
+
+
+def test_removing_the_oldest_records_keeps_every_key_exact(outbox: DurableQueue) -> None:
+    """The drain's range delete, and the per-record path for a list with gaps."""
+    for n in range(30):
+        outbox.append(f"k{n % 3}", str(n).encode())
+    oldest = outbox.fetch_oldest(10)
+    outbox.remove(oldest)
+    assert {b.key: b.pending for b in outbox.backlog()} == {"k0": 6, "k1": 7, "k2": 7}
+    remaining = outbox.fetch_oldest(100)
+    assert [r.payload for r in remaining] == [str(n).encode() for n in range(10, 30)]
+    gappy = remaining[::2]  # not a whole range: removed one by one
+    outbox.remove(gappy)
+    assert [r.payload for r in outbox.fetch_oldest(100)] == [
+        str(n).encode() for n in range(11, 30, 2)
+    ]
+    assert sum(b.pending for b in outbox.backlog()) == 10
+    outbox.remove(gappy)  # removing again changes nothing
+    assert sum(b.pending for b in outbox.backlog()) == 10
