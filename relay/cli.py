@@ -10,22 +10,21 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from relay import __version__, migrations
 from relay.cli_registry import add_registry_commands
+from relay.cli_spool import add_spool_commands
 from relay.cli_support import CommandError, Handler
-from relay.components import execution_log, open_spool
+from relay.components import execution_log
 from relay.database import display_url
 from relay.demo import run_demo
 from relay.service import StartupError, serve
 from relay.settings import RelaySettings
 from relay.worker import run_drain_worker, stop_on_signals
-from spool import SinkError, SpoolError, flush, utc_now
-from spool.queue import QueueStats
+from spool import SinkError, SpoolError, flush
 
 EXIT_USAGE = 2
 
@@ -109,10 +108,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     drain.set_defaults(handler=_drain)
 
-    spool = commands.add_parser("spool", help="inspect the local spool")
-    spool_commands = spool.add_subparsers(dest="spool_command", required=True, metavar="COMMAND")
-    status = spool_commands.add_parser("status", help="pending rows per company, dead letters")
-    status.set_defaults(handler=_spool_status)
+    add_spool_commands(commands)
     return parser
 
 
@@ -178,34 +174,6 @@ def _drain(args: argparse.Namespace, settings: RelaySettings) -> int:
             "(see the log above for why)"
         )
     return 0
-
-
-def _spool_status(_args: argparse.Namespace, settings: RelaySettings) -> int:
-    spool, queue = open_spool(settings)
-    try:
-        print(_render_status(settings, queue.stats(), spool.file_bytes(), utc_now()))
-    finally:
-        spool.close()
-    return 0
-
-
-def _render_status(
-    settings: RelaySettings, stats: QueueStats, file_bytes: int, now: datetime
-) -> str:
-    lines = [
-        f"spool: {settings.spool_path} ({file_bytes:,} bytes on disk, "
-        f"bound {settings.spool_max_bytes:,})",
-        f"pending: {stats.pending} rows for {len(stats.backlogs)} companies; "
-        f"dead letters: {stats.dead_letters}",
-    ]
-    if stats.backlogs:
-        oldest = min(b.oldest_enqueued_at for b in stats.backlogs)
-        lines.append(f"oldest pending: {(now - oldest).total_seconds():.1f} s")
-        lines.append(f"{'company':<38} {'pending':>8} {'oldest (s)':>11}")
-        for backlog in sorted(stats.backlogs, key=lambda b: b.oldest_enqueued_at):
-            age = (now - backlog.oldest_enqueued_at).total_seconds()
-            lines.append(f"{backlog.key:<38} {backlog.pending:>8} {age:>11.1f}")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

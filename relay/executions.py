@@ -46,11 +46,26 @@ class ExecutionResult:
         return str(self.company_id)
 
     def spool_payload(self) -> bytes:
-        fields = asdict(self)
-        del fields["company_id"]
-        fields["webhook_id"] = None if self.webhook_id is None else str(self.webhook_id)
-        fields["created_at"] = self.created_at.isoformat()
-        return json.dumps(fields, separators=(",", ":")).encode()
+        """JSON of every field but `company_id` (the spool key); built by hand, since
+        `dataclasses.asdict` deep-copies and this runs once per attempt."""
+        fields = {
+            "webhook_id": None if self.webhook_id is None else str(self.webhook_id),
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "message_id": self.message_id,
+            "attempt": self.attempt,
+            "status": self.status,
+            "response_status": self.response_status,
+            "error": self.error,
+            "duration_ms": self.duration_ms,
+            "phone_number": self.phone_number,
+            "request_payload": self.request_payload,
+            "created_at": self.created_at.isoformat(),
+        }
+        try:
+            return orjson.dumps(fields)
+        except TypeError:  # a lone surrogate: json escapes it, the drain then dead-letters it
+            return json.dumps(fields, separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,11 @@ class SpoolDatabase:
             raise SpoolError(f"spool {self.path}: could not enable WAL (journal_mode={mode})")
         # Safety net behind the explicit TRUNCATE checkpoints: shrink a WAL left large.
         self._writer.execute(f"PRAGMA journal_size_limit = {_WAL_SIZE_LIMIT}")
+        # Debian builds SQLite with secure_delete ON, which rewrites every deleted row with
+        # zeros: it tripled the cost of removing drained rows. FAST still zeroes them where
+        # that costs no extra I/O (the pages being written anyway), so drained phone numbers
+        # mostly do not linger, at a third of the price.
+        self._writer.execute("PRAGMA secure_delete = FAST")
 
     def close(self) -> None:
         """Checkpoint and close (after any commit in progress)."""

@@ -298,6 +298,27 @@ class DurableQueue:
             for seq, rid, key, at, payload, error, failed in rows
         ]
 
+    def purge_dead_letters(
+        self, record_ids: Iterable[str] | None = None, *, failed_before: datetime | None = None
+    ) -> int:
+        """Delete dead letters for good (all, those ids, and/or those that failed before a
+        time); return how many."""
+        conditions: list[str] = []
+        params: list[object] = []
+        if record_ids is not None:
+            wanted = list(record_ids)
+            if not wanted:
+                return 0
+            conditions.append(f"id IN ({','.join('?' * len(wanted))})")
+            params.extend(wanted)
+        if failed_before is not None:
+            conditions.append("failed_at < ?")
+            params.append(to_micros(failed_before))
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        return self.db.write(
+            lambda conn: int(conn.execute(f"DELETE FROM {self._dead} {where}", params).rowcount)
+        )
+
     def retry_dead_letters(self, record_ids: Iterable[str] | None = None) -> int:
         """Put dead letters back in the queue (all, or those ids); return how many moved.
 

@@ -89,6 +89,8 @@ def poison(company: uuid.UUID, kind: str) -> ExecutionResult:
         return make_result(company, phone_number="1" * 21)
     if kind == "invalid json payload":
         return make_result(company, request_payload="{not json")
+    if kind == "lone surrogate":
+        return make_result(company, error="broken \ud800 text")
     if kind == "int out of range (server-side only)":
         return make_result(company, attempt=2**31)
     raise AssertionError(kind)
@@ -98,6 +100,7 @@ POISON = [
     "nul byte",
     "21-digit phone",
     "invalid json payload",
+    "lone surrogate",
     "int out of range (server-side only)",
 ]
 

@@ -1,0 +1,766 @@
+"""Black-box fault harness: relay processes, recording receivers, a load generator, the checker.
+
+Everything runs for real on 127.0.0.1: `relay serve` subprocesses (SIGKILLed and SIGTERMed
+from outside), receivers that record every POST, the suite's PostgreSQL. The checker compares
+three sources at the end of a scenario: the events the load generator got 202 for, the POSTs
+the receivers saw (by `webhook-id`), and the rows of `webhook_executions`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy import Engine
+
+from relay import admin
+from relay.components import EXECUTION_LOG_QUEUE
+from relay.filters import parse_filters
+from relay.inbox import INBOX_QUEUE
+from relay.local_server import Receive, Scope, Send, ThreadedServer
+from spool import DeadLetter, DurableQueue, SpoolDatabase
+from spool.schedule import ScheduledQueue
+from tests.conftest import sample_event
+
+RELAY_BIN = str(Path(sys.executable).with_name("relay"))
+EVENT = "call-history-was-created"
+_pause = threading.Event()  # never set: `_pause.wait(s)` is an interruptible pacing wait
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, step: float = 0.02) -> bool:
+    """Bounded poll for an observable condition; True as soon as it holds."""
+    give_up = time.monotonic() + timeout
+    while time.monotonic() < give_up:
+        if condition():
+            return True
+        _pause.wait(step)
+    return condition()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# -- relay processes -------------------------------------------------------------------------
+
+
+def relay_env(database_url: str, spool_path: Path, **overrides: str) -> dict[str, str]:
+    """Environment of a relay tuned to converge fast: short ages, retries and deadlines."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    settings = {
+        "RELAY_DATABASE_URL": database_url,
+        "RELAY_SPOOL_PATH": str(spool_path),
+        "RELAY_MAX_AGE_SECONDS": "1",
+        "RELAY_DRAIN_INTERVAL_SECONDS": "0.2",
+        "RELAY_RETRY_SCHEDULE_SECONDS": "0.2,0.5,1",
+        "RELAY_SHUTDOWN_GRACE_SECONDS": "2",
+        "RELAY_SHUTDOWN_FLUSH_SECONDS": "15",
+        "RELAY_REGISTRY_CHECK_SECONDS": "0.5",
+        "RELAY_HTTP_TIMEOUT_SECONDS": "2",
+        "RELAY_DB_TIMEOUT_SECONDS": "3",
+        "RELAY_MAX_PER_HOST": "32",
+    }
+    return base | settings | overrides
+
+
+class RelayProcess:
+    """One `relay serve` slot: started, SIGKILLed and restarted on the same port and spool.
+
+    Its stderr goes to a log file (appended across restarts), never to a pipe nobody reads.
+    """
+
+    def __init__(self, env: dict[str, str], log_path: Path, *, port: int | None = None) -> None:
+        self.env = env
+        self.port = port or free_port()
+        self.log_path = log_path
+        self.spool_path = Path(env["RELAY_SPOOL_PATH"])
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self.kills = 0
+        self._log_offset = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self, timeout: float = 30) -> RelayProcess:
+        assert not self.alive, "already running"
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [RELAY_BIN, "serve", "--port", str(self.port)],
+                env=self.env,
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+            )
+        self.starts += 1
+        started = wait_for(
+            lambda: "Uvicorn running" in self.log_since_start() or not self.alive, timeout
+        )
+        if not started or not self.alive:
+            self.kill()
+            raise AssertionError(
+                f"relay did not start within {timeout} s:\n{self.log_since_start()[-3000:]}"
+            )
+        return self
+
+    def log_since_start(self) -> str:
+        if not self.log_path.exists():
+            return ""
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_offset)
+            return log.read().decode(errors="replace")
+
+    def log_text(self) -> str:
+        return self.log_path.read_bytes().decode(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL (a real crash) and reap."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.kills += 1
+        if self.process is not None:
+            self.process.wait(30)
+
+    def terminate(self, timeout: float = 60) -> tuple[int, float]:
+        """SIGTERM; return (exit status, seconds until it exited)."""
+        assert self.process is not None
+        started = time.monotonic()
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"relay still running {timeout} s after SIGTERM") from None
+        return code, time.monotonic() - started
+
+    def stop_cleanly(self) -> float:
+        """SIGTERM and require exit 0 (the final clean shutdown of a scenario)."""
+        code, seconds = self.terminate()
+        assert code == 0, f"relay exited {code} on SIGTERM:\n{self.log_since_start()[-3000:]}"
+        return seconds
+
+
+# -- receivers -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Post:
+    """One POST a receiver saw (and what it answered; None: it never answered)."""
+
+    tag: str
+    webhook_id: str
+    fault_id: str | None
+    received_at: float
+    status: int | None
+    body: bytes = field(repr=False)
+
+
+def _fault_id_of(body: bytes) -> str | None:
+    try:
+        data = json.loads(body).get("data")
+    except (ValueError, AttributeError):
+        return None
+    value = data.get("fault_id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
+
+
+class PostLog:
+    """Thread-safe record of POSTs, shared by every receiver of a scenario."""
+
+    def __init__(self) -> None:
+        self._posts: list[Post] = []
+        self._lock = threading.Lock()
+
+    def add(self, post: Post) -> None:
+        with self._lock:
+            self._posts.append(post)
+
+    def posts(self, tag: str | None = None) -> list[Post]:
+        with self._lock:
+            return [p for p in self._posts if tag is None or p.tag == tag]
+
+    def delivered(self) -> set[tuple[str, str]]:
+        """(fault_id, tag) pairs answered 2xx."""
+        return {
+            (p.fault_id, p.tag)
+            for p in self.posts()
+            if p.fault_id is not None and p.status is not None and 200 <= p.status < 300
+        }
+
+
+class FaultReceiver:
+    """ASGI webhook receiver; the path says who it is and how it behaves.
+
+    `/<tag>/ok` 200 · `/<tag>/status/<code>` · `/<tag>/retry-after/<s>` 429 ·
+    `/<tag>/hang` never answers · `/<tag>/slow/<s>` 200 after s seconds ·
+    `/<tag>/redirect` 307 to /<tag>/ok. `on_request` runs before the answer (e.g. to SIGKILL
+    the relay while this delivery is in flight).
+    """
+
+    def __init__(self, log: PostLog) -> None:
+        self.log = log
+        self.on_request: Callable[[], None] | None = None
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
+        parts = scope["path"].strip("/").split("/")
+        tag, kind = parts[0], (parts[1] if len(parts) > 1 else "ok")
+        arg = parts[2] if len(parts) > 2 else ""
+        received_at = time.monotonic()
+        with self._lock:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        status: int | None = None
+        try:
+            hook = self.on_request
+            if hook is not None:
+                hook()
+            status, extra = await self._answer(tag, kind, arg)
+            await send({"type": "http.response.start", "status": status, "headers": extra})
+            await send({"type": "http.response.body", "body": b"{}"})
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+            self.log.add(
+                Post(
+                    tag,
+                    headers.get("webhook-id", ""),
+                    _fault_id_of(body),
+                    received_at,
+                    status,
+                    body,
+                )
+            )
+
+    @staticmethod
+    async def _answer(tag: str, kind: str, arg: str) -> tuple[int, list[tuple[bytes, bytes]]]:
+        if kind == "status":
+            return int(arg), []
+        if kind == "retry-after":
+            return 429, [(b"retry-after", arg.encode())]
+        if kind == "hang":
+            await asyncio.sleep(3600)
+        if kind == "slow":
+            await asyncio.sleep(float(arg))
+        if kind == "redirect":
+            return 307, [(b"location", f"/{tag}/ok".encode())]
+        return 200, []
+
+
+@contextmanager
+def running_receiver(log: PostLog) -> Iterator[tuple[FaultReceiver, str]]:
+    receiver = FaultReceiver(log)
+    with ThreadedServer(receiver) as server:
+        yield receiver, server.url
+
+
+class ResettingReceiver:
+    """A raw TCP 'receiver' that reads the request, records it, then resets the connection."""
+
+    def __init__(self, log: PostLog, tag: str) -> None:
+        self.log = log
+        self.tag = tag
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(64)
+        self._sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+
+    def __enter__(self) -> ResettingReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sock.close()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(5)
+                self._read_and_reset(conn)
+
+    def _read_and_reset(self, conn: socket.socket) -> None:
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data and len(data) < 1 << 20:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                data += chunk
+            head, _, body = data.partition(b"\r\n\r\n")
+            headers = {}
+            for line in head.decode(errors="replace").split("\r\n")[1:]:
+                name, _, value = line.partition(":")
+                headers[name.strip().lower()] = value.strip()
+            length = int(headers.get("content-length", "0"))
+            while len(body) < length:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                body += chunk
+        except (OSError, ValueError):
+            return
+        self.log.add(
+            Post(
+                self.tag,
+                headers.get("webhook-id", ""),
+                _fault_id_of(body),
+                time.monotonic(),
+                None,
+                body,
+            )
+        )
+        # SO_LINGER 0: close() sends RST instead of FIN.
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+
+
+# -- registry --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hook:
+    """A webhook of a company; `matches(data)` mirrors its filters, for the checker.
+
+    Tags starting with `bad-` name receivers that never answer 2xx: the checker does not
+    expect them to be delivered to (their scenario checks them itself).
+    """
+
+    tag: str
+    url: str
+    filters: tuple[dict[str, Any], ...] = ()
+
+    def matches(self, data: dict[str, Any]) -> bool:
+        for f in self.filters:
+            assert f["operator"] == "equals", "the harness mirrors only `equals` filters"
+            if data.get(f["field_path"]) != f["value"]:
+                return False
+        return True
+
+
+@dataclass
+class Company:
+    id: uuid.UUID
+    hooks: list[Hook]
+
+    def expected(self, data: dict[str, Any]) -> list[str]:
+        return [h.tag for h in self.hooks if h.matches(data)]
+
+
+def add_company(engine: Engine, name: str, hooks: Sequence[Hook]) -> Company:
+    company = admin.add_company(engine, name).id
+    for hook in hooks:
+        admin.add_webhook(
+            engine,
+            company_id=company,
+            url=hook.url,
+            event=EVENT,
+            filters=parse_filters(list(hook.filters)),
+            secret=admin.new_signing_secret(),
+        )
+    return Company(company, list(hooks))
+
+
+# -- load generator --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Accepted:
+    fault_id: str
+    company: uuid.UUID
+    expected: tuple[str, ...]
+    accepted_at: float
+
+
+def event_data(fault_id: str, seq: int) -> dict[str, Any]:
+    data = sample_event()
+    data["fault_id"] = fault_id
+    data["parity"] = "even" if seq % 2 == 0 else "odd"
+    return data
+
+
+class LoadGenerator:
+    """Posts events at a steady rate from a few threads, each with a caller `id`.
+
+    Event n goes to company n % len(companies) through relay n % len(targets). When the relay
+    is down or answers 503, the same event (same id) is tried again on the same relay (the
+    intake is idempotent per id), a bounded number of times. Bounded in count and time.
+    """
+
+    def __init__(
+        self,
+        targets: Sequence[Callable[[], str]],
+        companies: Sequence[Company],
+        *,
+        rate: float,
+        max_events: int,
+        prefix: str,
+        threads: int = 4,
+        max_seconds: float = 300,
+        retry_for_seconds: float = 20,
+        data: Callable[[str, int], dict[str, Any]] = event_data,
+    ) -> None:
+        self.targets = targets
+        self.companies = companies
+        self.rate = rate
+        self.max_events = max_events
+        self.prefix = prefix
+        self.retry_for_seconds = retry_for_seconds
+        self.max_seconds = max_seconds
+        self.data = data
+        self.accepted: dict[str, Accepted] = {}
+        self.answers: list[tuple[float, int | None]] = []  # (when, status or None: no answer)
+        self.unexpected: list[str] = []
+        self.given_up: list[str] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._next = itertools.count()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"load-{n}", daemon=True)
+            for n in range(threads)
+        ]
+        self._started = 0.0
+
+    def start(self) -> LoadGenerator:
+        self._started = time.monotonic()
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(self.retry_for_seconds + 15)
+
+    def wait_done(self, timeout: float) -> bool:
+        give_up = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, give_up - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self.accepted)
+
+    def statuses(self) -> Counter[int | None]:
+        with self._lock:
+            return Counter(status for _, status in self.answers)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=10) as client:
+            while not self._stop.is_set():
+                with self._lock:
+                    n = next(self._next)
+                if n >= self.max_events:
+                    return
+                due = self._started + n / self.rate
+                if due - time.monotonic() > self.max_seconds:
+                    return
+                if self._stop.wait(max(0.0, due - time.monotonic())):
+                    return
+                self._send(client, n)
+
+    def _send(self, client: httpx.Client, n: int) -> None:
+        fault_id = f"{self.prefix}-{n:06d}"
+        company = self.companies[n % len(self.companies)]
+        target = self.targets[n % len(self.targets)]
+        data = self.data(fault_id, n)
+        body = json.dumps(
+            {"company_id": str(company.id), "event": EVENT, "id": fault_id, "data": data}
+        )
+        expected = tuple(company.expected(data))
+        give_up = time.monotonic() + self.retry_for_seconds
+        for attempt in itertools.count():  # bounded by time below
+            status: int | None = None
+            try:
+                answer = client.post(
+                    f"{target()}/v1/events",
+                    content=body,
+                    headers={"content-type": "application/json"},
+                )
+                status = answer.status_code
+            except httpx.HTTPError:
+                pass
+            now = time.monotonic()
+            with self._lock:
+                self.answers.append((now, status))
+            if status == 202:
+                deliveries = answer.json()["deliveries"]
+                with self._lock:
+                    self.accepted[fault_id] = Accepted(fault_id, company.id, expected, now)
+                    if deliveries != len(expected):
+                        self.unexpected.append(f"{fault_id}: {deliveries} deliveries != {expected}")
+                return
+            if status is not None and status != 503:
+                with self._lock:
+                    self.unexpected.append(f"{fault_id}: answered {status}")
+                return
+            if now >= give_up or (self._stop.is_set() and attempt > 0):
+                with self._lock:
+                    self.given_up.append(fault_id)
+                return
+            _pause.wait(min(0.1, 0.01 * 2 ** min(attempt, 5)))
+
+
+# -- PostgreSQL and spool state ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    execution_id: str
+    message_id: str
+    attempt: int
+    status: str
+    response_status: int | None
+    fault_id: str | None
+
+
+def execution_rows(engine: Engine) -> list[Row]:
+    with engine.connect() as conn:
+        result = conn.execute(
+            sa.text(
+                "SELECT execution_id, message_id, attempt, status, response_status,"
+                " request_payload->'data'->>'fault_id' AS fault_id FROM webhook_executions"
+            )
+        )
+        return [
+            Row(
+                str(r.execution_id),
+                r.message_id,
+                r.attempt,
+                r.status,
+                r.response_status,
+                r.fault_id,
+            )
+            for r in result
+        ]
+
+
+def row_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT count(*) FROM webhook_executions")).scalar_one())
+
+
+@dataclass(frozen=True)
+class SpoolState:
+    path: Path
+    inbox: int
+    outbox: int
+    dead_letters: tuple[DeadLetter, ...]
+
+
+def spool_state(path: Path) -> SpoolState:
+    """Open a stopped relay's spool and count what is left in it."""
+    db = SpoolDatabase(path)
+    try:
+        outbox = DurableQueue(db, EXECUTION_LOG_QUEUE)
+        inbox = ScheduledQueue(db, INBOX_QUEUE)
+        return SpoolState(path, inbox.count(), outbox.stats().pending, tuple(outbox.dead_letters()))
+    finally:
+        db.close()
+
+
+# -- the checker -----------------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    scenario: str
+    accepted: int = 0
+    expected_deliveries: int = 0
+    delivered: int = 0
+    posts: int = 0
+    receiver_duplicates: int = 0
+    rows: int = 0
+    dead_letters: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    seconds: float = 0.0
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def line(self) -> str:
+        extra = "".join(f" {k}={v}" for k, v in self.extra.items())
+        return (
+            f"{self.scenario:<28} accepted={self.accepted} deliveries={self.expected_deliveries}"
+            f" delivered={self.delivered} posts={self.posts}"
+            f" receiver_dups={self.receiver_duplicates} rows={self.rows}"
+            f" dead_letters={self.dead_letters} lost={self.lost} duplicated={self.duplicated}"
+            f" time={self.seconds:.1f}s{extra}"
+        )
+
+
+REPORT: list[Figures] = []  # printed by tests/faults/conftest.py at the end of the session
+
+
+def check(
+    scenario: str,
+    *,
+    accepted: Iterable[Accepted],
+    posts: Sequence[Post],
+    rows: Sequence[Row],
+    spools: Sequence[SpoolState],
+    exact: bool,
+    expected_dead_letters: int = 0,
+    started: float | None = None,
+    extra: dict[str, object] | None = None,
+) -> Figures:
+    """Compare what was accepted, what the receivers saw and what PostgreSQL holds.
+
+    `exact`: no relay was SIGKILLed, so every POST produced exactly one row (with kills a POST
+    may have happened without its result being recorded: rows <= POSTs per webhook-id).
+    Raises AssertionError listing the problems; records the figures either way.
+    """
+    accepted = list(accepted)
+    problems: list[str] = []
+    lost = duplicated = 0
+
+    posts_by_id: dict[str, list[Post]] = defaultdict(list)
+    ids_by_delivery: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for post in posts:
+        posts_by_id[post.webhook_id].append(post)
+        if post.fault_id is not None:
+            ids_by_delivery[(post.fault_id, post.tag)].add(post.webhook_id)
+    ok_posts = [p for p in posts if p.status is not None and 200 <= p.status < 300]
+    delivered = {(p.fault_id, p.tag) for p in ok_posts if p.fault_id is not None}
+
+    # 1. Every accepted event reached every matching webhook (that can answer 2xx) at least once.
+    expected_pairs = [(a.fault_id, tag) for a in accepted for tag in a.expected]
+    must = {(a.fault_id, t) for a in accepted for t in a.expected if not t.startswith("bad-")}
+    missing = sorted(must - delivered)
+    lost += len(missing)
+    if missing:
+        problems.append(f"{len(missing)} accepted deliveries never arrived, e.g. {missing[:5]}")
+
+    # 2. One delivery identity per (event, webhook): a repeat of an id must not re-enqueue.
+    split = {k: v for k, v in ids_by_delivery.items() if len(v) > 1}
+    duplicated += len(split)
+    if split:
+        problems.append(
+            f"{len(split)} deliveries POSTed under several webhook-ids: {list(split)[:5]}"
+        )
+
+    # 3. Rows: no duplicate execution_id, no (webhook-id, attempt) twice, no more rows than POSTs.
+    id_counts = Counter(r.execution_id for r in rows)
+    dup_exec = [k for k, n in id_counts.items() if n > 1]
+    duplicated += len(dup_exec)
+    if dup_exec:
+        problems.append(f"{len(dup_exec)} duplicate execution_id: {dup_exec[:5]}")
+    attempt_counts = Counter((r.message_id, r.attempt) for r in rows)
+    dup_attempts = [k for k, n in attempt_counts.items() if n > 1]
+    duplicated += len(dup_attempts)
+    if dup_attempts:
+        problems.append(
+            f"{len(dup_attempts)} (webhook-id, attempt) logged twice: {dup_attempts[:5]}"
+        )
+    rows_by_id: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        rows_by_id[row.message_id].append(row)
+    too_many = {m: (len(rs), len(posts_by_id.get(m, []))) for m, rs in rows_by_id.items()}
+    too_many = {m: c for m, c in too_many.items() if c[0] > c[1]}
+    duplicated += len(too_many)
+    if too_many:
+        problems.append(f"{len(too_many)} webhook-ids with more rows than POSTs: {too_many}")
+    if exact:
+        short = {
+            m: (len(rows_by_id.get(m, [])), len(ps))
+            for m, ps in posts_by_id.items()
+            if len(rows_by_id.get(m, [])) < len(ps)
+        }
+        lost += len(short)
+        if short:
+            problems.append(f"{len(short)} webhook-ids with POSTs but fewer rows: {short}")
+
+    # 4. Each delivered event has a success row.
+    success_ids = {r.message_id for r in rows if r.status == "success"}
+    no_success = sorted({p.webhook_id for p in ok_posts} - success_ids)
+    lost += len(no_success)
+    if no_success:
+        problems.append(f"{len(no_success)} delivered webhook-ids without a success row")
+
+    # 5. After the final clean shutdown the spools are empty, dead letters aside.
+    dead: list[DeadLetter] = []
+    for state in spools:
+        dead.extend(state.dead_letters)
+        if state.inbox or state.outbox:
+            lost += state.inbox + state.outbox
+            problems.append(
+                f"spool {state.path} not empty after a clean stop: "
+                f"{state.inbox} deliveries, {state.outbox} log rows"
+            )
+    for letter in dead:
+        print(f"dead letter {letter.id} (company {letter.key}): {letter.error[:200]}")
+    if len(dead) != expected_dead_letters:
+        problems.append(f"{len(dead)} dead letters, expected {expected_dead_letters}")
+
+    figures = Figures(
+        scenario=scenario,
+        accepted=len(accepted),
+        expected_deliveries=len(expected_pairs),
+        delivered=len(delivered & set(expected_pairs)),
+        posts=len(posts),
+        receiver_duplicates=len(ok_posts) - len({p.webhook_id for p in ok_posts}),
+        rows=len(rows),
+        dead_letters=len(dead),
+        lost=lost,
+        duplicated=duplicated,
+        seconds=time.monotonic() - started if started is not None else 0.0,
+        extra=dict(extra or {}),
+    )
+    REPORT.append(figures)
+    print(figures.line())
+    assert not problems, "\n".join(problems)
+    return figures
+
+
+def wait_delivered(log: PostLog, accepted: Iterable[Accepted], timeout: float) -> bool:
+    """Bounded wait until every accepted event reached every webhook that can answer 2xx."""
+    must = {(a.fault_id, t) for a in accepted for t in a.expected if not t.startswith("bad-")}
+    return wait_for(lambda: must <= log.delivered(), timeout, step=0.1)
