@@ -24,9 +24,14 @@ from relay.demo import run_demo
 from relay.service import StartupError, serve
 from relay.settings import RelaySettings
 from relay.worker import run_drain_worker, stop_on_signals
-from spool import SinkError, SpoolError, flush
+from spool import SinkError, SpoolCorruptError, SpoolError, flush
 
 EXIT_USAGE = 2
+SALVAGE_HINT = (
+    "The relay will not start over a damaged spool. `relay spool check` shows the damage; "
+    "`relay spool salvage NEW_PATH` copies every readable record into a new spool; then set "
+    "RELAY_SPOOL_PATH=NEW_PATH and start again (keep the old file as evidence)."
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args, settings)
     except ValidationError as exc:
         return _fail(parser, f"invalid configuration: {_validation_summary(exc)}")
+    except SpoolCorruptError as exc:
+        return _fail(parser, f"{exc}\n{SALVAGE_HINT}")
     except (CommandError, StartupError, SpoolError, SinkError) as exc:
         return _fail(parser, str(exc))
 

@@ -108,9 +108,13 @@ class Dispatcher:
         while not self._stopping:
             self._wake.clear()
             wait = IDLE_POLL
-            if self.registry.loaded:
-                await self._start_due(self._clock())
-                wait = await self._until_next_due()
+            try:
+                if self.registry.loaded:
+                    await self._start_due(self._clock())
+                    wait = await self._until_next_due()
+            except Exception:  # e.g. the spool unreadable for a moment: keep the loop alive
+                log.exception("dispatcher could not read the inbox; trying again shortly")
+                wait = IDLE_POLL
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wait.total_seconds())
 

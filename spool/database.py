@@ -382,7 +382,10 @@ def _check_integrity(conn: sqlite3.Connection, path: Path) -> None:
 
 def _corrupt(path: Path, detail: str) -> SpoolCorruptError:
     return SpoolCorruptError(
-        f"spool {path} failed its integrity check ({detail}); it was left untouched. "
-        "Move it aside to start with an empty spool; its readable records can be copied out "
-        "with the sqlite3 shell's .recover command"
+        f"spool {path} failed its integrity check ({_first_line(detail)}); it was left untouched"
     )
+
+
+def _first_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith("***")]
+    return (lines[0] if lines else text)[:200]
