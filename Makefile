@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint bench postgres-binaries clean
+.PHONY: install run test lint bench faults soak postgres-binaries clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+## faults: only the fault-injection scenarios, one line of figures per scenario at the end
+faults: $(STAMP) postgres-binaries
+	$(BIN)/python -m pytest tests/faults -q
+
+## soak: the fault scenarios at full length (a minute-long outage, more crashes)
+soak: $(STAMP) postgres-binaries
+	FAULTS_OUTAGE_SECONDS=60 FAULTS_KILLS=100 $(BIN)/python -m pytest tests/faults -q
 
 ## bench: side-by-side benchmarks; results in bench/results.md
 bench: $(STAMP) postgres-binaries

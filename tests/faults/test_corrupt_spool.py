@@ -6,7 +6,6 @@ was recovered."""
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from sqlalchemy import Engine
 from spool import SpoolDatabase
 from spool.schedule import ScheduledQueue
 from tests.faults.harness import (
+    RELAY_BIN,
     REPORT,
     Figures,
     Hook,
@@ -33,7 +33,6 @@ from tests.spool.test_salvage import damage_leaf_pages
 
 pytestmark = pytest.mark.faults
 
-RELAY_BIN = str(Path(os.environ.get("VIRTUAL_ENV", ".venv")) / "bin" / "relay")
 EVENTS = 150
 
 
