@@ -27,11 +27,12 @@ import httpx
 from relay import __version__
 from relay.delivery import Delivery
 from relay.executions import ExecutionResult, logged_payload
+from relay.http_clients import HostClients
 from relay.inbox import EventInbox
 from relay.registry import Registry
 from relay.retry import RetryPolicy, is_success, parse_retry_after
 from relay.signing import sign
-from spool import Clock, DurableQueue, utc_now
+from spool import Clock, DurableQueue, SpoolError, utc_now
 from spool.schedule import ScheduledItem
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 USER_AGENT = f"relay/{__version__}"
 RESPONSE_READ_LIMIT = 64 * 1024  # read (and discard) at most this much of an answer
 IDLE_POLL = timedelta(seconds=1)
-PARKED_FOR = timedelta(seconds=30)  # an item whose outcome could not be stored waits this long
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,16 @@ class DispatchConfig:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     is_logged: Callable[[str], bool] = lambda event: event == "call-history-was-created"
     log_payload_max_bytes: int = 64 * 1024
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What to store after an attempt: finish (next_at None) or retry at next_at, and the
+    log record, if the event is logged and a POST was made."""
+
+    item: ScheduledItem
+    next_at: datetime | None
+    record: ExecutionResult | None
 
 
 @dataclass(frozen=True)
@@ -73,7 +83,7 @@ class Dispatcher:
         inbox: EventInbox,
         outbox: DurableQueue,
         registry: Registry,
-        client: httpx.AsyncClient,
+        clients: HostClients,
         config: DispatchConfig,
         *,
         clock: Clock = utc_now,
@@ -82,12 +92,14 @@ class Dispatcher:
         self.inbox = inbox
         self.outbox = outbox
         self.registry = registry
-        self.client = client
+        self.clients = clients
         self.config = config
         self._clock = clock
         self._random_fraction = random_fraction
         self._in_flight: dict[int, asyncio.Task[None]] = {}
-        self._parked_until: dict[int, datetime] = {}
+        # Outcomes the spool could not store (disk full): kept here and stored as soon as it
+        # can, so the attempt is logged once and the receiver is not POSTed again for it.
+        self._unrecorded: dict[int, _Outcome] = {}
         self._per_host: Counter[str] = Counter()
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -109,6 +121,7 @@ class Dispatcher:
             self._wake.clear()
             wait = IDLE_POLL
             try:
+                await self._store_unrecorded()
                 if self.registry.loaded:
                     await self._start_due(self._clock())
                     wait = await self._until_next_due()
@@ -132,7 +145,15 @@ class Dispatcher:
         """
         self._stopping = True
         self._wake.set()
-        return await self.drain_in_flight(timeout=deadline_seconds)
+        cancelled = await self.drain_in_flight(timeout=deadline_seconds)
+        await self._store_unrecorded()
+        if self._unrecorded:
+            log.warning(
+                "%d attempt outcomes could not be stored; those deliveries stay in the inbox "
+                "and will be POSTed again after the restart",
+                len(self._unrecorded),
+            )
+        return cancelled
 
     async def drain_in_flight(self, timeout: float | None) -> int:
         tasks = list(self._in_flight.values())
@@ -151,18 +172,23 @@ class Dispatcher:
     def _saturated_hosts(self) -> list[str]:
         return [h for h, n in self._per_host.items() if n >= self.config.max_per_host]
 
-    def _busy(self, now: datetime) -> set[int]:
-        """Items not to start now: in flight, or parked after a failure to record them."""
-        for seq, until in list(self._parked_until.items()):
-            if until <= now:
-                del self._parked_until[seq]
-        return set(self._in_flight) | set(self._parked_until)
+    def _busy(self) -> set[int]:
+        """Items not to start now: in flight, or done with an outcome not yet stored."""
+        return set(self._in_flight) | set(self._unrecorded)
+
+    async def _store_unrecorded(self) -> None:
+        for seq, outcome in list(self._unrecorded.items()):
+            try:
+                await anyio.to_thread.run_sync(partial(self._complete, outcome))
+            except SpoolError:
+                return  # still no room: try again on the next pass
+            del self._unrecorded[seq]
 
     async def _start_due(self, now: datetime) -> int:
         capacity = self.config.max_in_flight - len(self._in_flight)
         if capacity <= 0:
             return 0
-        exclude, saturated = self._busy(now), self._saturated_hosts()
+        exclude, saturated = self._busy(), self._saturated_hosts()
         items = await anyio.to_thread.run_sync(
             lambda: self.inbox.queue.due(now, capacity, exclude=exclude, exclude_keys=saturated)
         )
@@ -185,7 +211,7 @@ class Dispatcher:
         self._wake.set()
 
     async def _until_next_due(self) -> timedelta:
-        exclude, saturated = self._busy(self._clock()), self._saturated_hosts()
+        exclude, saturated = self._busy(), self._saturated_hosts()
         if len(self._in_flight) >= self.config.max_in_flight:
             return IDLE_POLL  # a finishing attempt wakes the loop
         next_due = await anyio.to_thread.run_sync(
@@ -206,29 +232,33 @@ class Dispatcher:
             raise  # shutdown: the item stays due and is resumed at the next start
         except Exception:
             log.exception("delivery attempt for inbox item %s failed unexpectedly", item.id)
-            try:
-                await anyio.to_thread.run_sync(lambda: self._after_unexpected_failure(item))
-            except Exception:  # the spool cannot record it (disk full?): hold it in memory
-                log.exception("could not reschedule inbox item %s; parking it", item.id)
-                self._parked_until[item.seq] = self._clock() + PARKED_FOR
+            next_at = self.config.retry.next_attempt_at(
+                attempt=item.attempts + 1,
+                status=None,
+                retry_after=None,
+                now=self._clock(),
+                random_fraction=self._random_fraction(),
+            )
+            await self._record(_Outcome(item, next_at, None))
 
-    def _after_unexpected_failure(self, item: ScheduledItem) -> None:
-        attempt = item.attempts + 1
-        next_at = self.config.retry.next_attempt_at(
-            attempt=attempt,
-            status=None,
-            retry_after=None,
-            now=self._clock(),
-            random_fraction=self._random_fraction(),
-        )
-        self._complete(item, next_at, None)
+    async def _record(self, outcome: _Outcome) -> None:
+        """Store the outcome; if the spool cannot take it now, hold it until it can."""
+        try:
+            await anyio.to_thread.run_sync(partial(self._complete, outcome))
+        except SpoolError as exc:
+            log.error(
+                "could not store the outcome of inbox item %s (%s); holding it in memory",
+                outcome.item.id,
+                exc,
+            )
+            self._unrecorded[outcome.item.seq] = outcome
 
     async def _attempt_unguarded(self, item: ScheduledItem) -> None:
         try:
             delivery = Delivery.decode(item.payload)
         except (ValueError, KeyError, TypeError) as exc:
             log.error("inbox item %s is unreadable and is dropped: %s", item.id, exc)
-            await anyio.to_thread.run_sync(lambda: self._complete(item, None, None))
+            await self._record(_Outcome(item, None, None))
             return
         subscription = self.registry.snapshot.subscription(delivery.webhook_id, delivery.event_type)
         if subscription is None:
@@ -237,7 +267,7 @@ class Dispatcher:
                 delivery.id,
                 delivery.webhook_id,
             )
-            await anyio.to_thread.run_sync(lambda: self._complete(item, None, None))
+            await self._record(_Outcome(item, None, None))
             return
         attempt = item.attempts + 1
         outcome = await self._post(delivery, subscription.secret)
@@ -252,7 +282,7 @@ class Dispatcher:
             )
         record = self._execution(delivery, attempt, outcome)
         _log_attempt(delivery, attempt, outcome, next_at)
-        await anyio.to_thread.run_sync(lambda: self._complete(item, next_at, record))
+        await self._record(_Outcome(item, next_at, record))
 
     async def _post(self, delivery: Delivery, secret: str | None) -> AttemptOutcome:
         timestamp = int(self._clock().timestamp())
@@ -270,7 +300,7 @@ class Dispatcher:
         error: str | None = None
         retry_after: str | None = None
         try:
-            async with self.client.stream(
+            async with self.clients.for_url(delivery.url).stream(
                 "POST",
                 delivery.url,
                 content=body,
@@ -316,11 +346,10 @@ class Dispatcher:
             created_at=outcome.finished_at,
         )
 
-    def _complete(
-        self, item: ScheduledItem, next_at: datetime | None, record: ExecutionResult | None
-    ) -> None:
+    def _complete(self, outcome: _Outcome) -> None:
         """Finish or reschedule the delivery and append its log record: one transaction."""
         queue = self.inbox.queue
+        item, next_at, record = outcome.item, outcome.next_at, outcome.record
 
         def finish(conn: sqlite3.Connection) -> None:
             if next_at is None:

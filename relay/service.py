@@ -12,18 +12,19 @@ import contextlib
 import ipaddress
 import logging
 import signal
+import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from types import FrameType
 
 import anyio.to_thread
-import httpx
 import uvicorn
 from starlette.applications import Starlette
 
 from relay.components import EXECUTION_LOG_QUEUE
 from relay.database import display_url, make_engine
 from relay.dispatcher import DispatchConfig, Dispatcher
+from relay.http_clients import HostClients
 from relay.inbox import EventInbox
 from relay.intake import IntakeState, create_intake_app
 from relay.registry import Registry
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 IDEMPOTENCY_SWEEP = timedelta(hours=1)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_ANNOUNCE_SECONDS = 1.0
 
 
 class StartupError(Exception):
@@ -83,18 +85,12 @@ class RelayService:
             Drainer(self.outbox, ExecutionLogSink(self.engine), settings.drain_policy()),
             interval_seconds=settings.drain_interval_seconds,
         )
-        self.client = httpx.AsyncClient(
-            follow_redirects=False,
-            limits=httpx.Limits(
-                max_connections=settings.max_in_flight,
-                max_keepalive_connections=settings.max_in_flight,
-            ),
-        )
+        self.clients = HostClients(connections_per_host=settings.max_per_host)
         self.dispatcher = Dispatcher(
             self.inbox,
             self.outbox,
             self.registry,
-            self.client,
+            self.clients,
             DispatchConfig(
                 timeout_seconds=settings.http_timeout_seconds,
                 max_in_flight=settings.max_in_flight,
@@ -143,7 +139,7 @@ class RelayService:
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
-        await self.client.aclose()
+        await self.clients.aclose()
         flush = await anyio.to_thread.run_sync(
             lambda: self.drain.shutdown(self.settings.shutdown_flush_seconds)
         )
@@ -188,8 +184,16 @@ class _RelayServer(uvicorn.Server):
         self._intake = intake
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        """First signal: answer 503 for `STOP_ANNOUNCE_SECONDS` (clients and load balancers
+        see a clear refusal, not a closed port), then stop. A second signal stops at once."""
+        if not self._intake.accepting:
+            super().handle_exit(sig, frame)
+            return
         self._intake.accepting = False
-        super().handle_exit(sig, frame)
+        log.info("stopping: new events are answered 503 from now on")
+        timer = threading.Timer(STOP_ANNOUNCE_SECONDS, super().handle_exit, args=(sig, frame))
+        timer.daemon = True
+        timer.start()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:

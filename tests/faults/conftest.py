@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,6 @@ def relays(pg_url: str, pg_engine: Engine, tmp_path: Path) -> Iterator[Callable[
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not REPORT:
         return
-    terminalreporter.section("fault scenarios")
+    terminalreporter.section(f"fault scenarios ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
     for figures in REPORT:
         terminalreporter.write_line(figures.line())

@@ -9,9 +9,12 @@ the receivers saw (by `webhook-id`), and the rows of `webhook_executions`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import itertools
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -21,7 +24,6 @@ import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ from tests.conftest import sample_event
 
 RELAY_BIN = str(Path(sys.executable).with_name("relay"))
 EVENT = "call-history-was-created"
+_FAULT_ID = re.compile(rb'"data":\{"fault_id":"([^"]+)"')
 _pause = threading.Event()  # never set: `_pause.wait(s)` is an interruptible pacing wait
 
 
@@ -158,6 +161,9 @@ class RelayProcess:
             raise AssertionError(f"relay still running {timeout} s after SIGTERM") from None
         return code, time.monotonic() - started
 
+    def url_getter(self) -> Callable[[], str]:
+        return lambda: self.url
+
     def stop_cleanly(self) -> float:
         """SIGTERM and require exit 0 (the final clean shutdown of a scenario)."""
         code, seconds = self.terminate()
@@ -170,7 +176,8 @@ class RelayProcess:
 
 @dataclass(frozen=True)
 class Post:
-    """One POST a receiver saw (and what it answered; None: it never answered)."""
+    """One POST a receiver saw (recorded on arrival) and what it answered (None: not yet,
+    or never)."""
 
     tag: str
     webhook_id: str
@@ -183,6 +190,9 @@ class Post:
 def _fault_id_of(body: bytes) -> str | None:
     try:
         data = json.loads(body).get("data")
+    except RecursionError:  # nested deeper than Python parses: find the id by its text
+        found = _FAULT_ID.search(body)
+        return found.group(1).decode() if found else None
     except (ValueError, AttributeError):
         return None
     value = data.get("fault_id") if isinstance(data, dict) else None
@@ -196,9 +206,14 @@ class PostLog:
         self._posts: list[Post] = []
         self._lock = threading.Lock()
 
-    def add(self, post: Post) -> None:
+    def add(self, post: Post) -> int:
         with self._lock:
             self._posts.append(post)
+            return len(self._posts) - 1
+
+    def answered(self, index: int, status: int) -> None:
+        with self._lock:
+            self._posts[index] = dataclasses.replace(self._posts[index], status=status)
 
     def posts(self, tag: str | None = None) -> list[Post]:
         with self._lock:
@@ -217,7 +232,8 @@ class FaultReceiver:
     """ASGI webhook receiver; the path says who it is and how it behaves.
 
     `/<tag>/ok` 200 · `/<tag>/status/<code>` · `/<tag>/retry-after/<s>` 429 ·
-    `/<tag>/hang` never answers · `/<tag>/slow/<s>` 200 after s seconds ·
+    `/<tag>/hang` never answers · `/<tag>/slow/<s>` 200 after s seconds (unless the client
+    hangs up first) ·
     `/<tag>/redirect` 307 to /<tag>/ok. `on_request` runs before the answer (e.g. to SIGKILL
     the relay while this delivery is in flight).
     """
@@ -242,48 +258,50 @@ class FaultReceiver:
         parts = scope["path"].strip("/").split("/")
         tag, kind = parts[0], (parts[1] if len(parts) > 1 else "ok")
         arg = parts[2] if len(parts) > 2 else ""
-        received_at = time.monotonic()
+        index = self.log.add(
+            Post(
+                tag, headers.get("webhook-id", ""), _fault_id_of(body), time.monotonic(), None, body
+            )
+        )
         with self._lock:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        status: int | None = None
         try:
             hook = self.on_request
             if hook is not None:
                 hook()
-            status, extra = await self._answer(tag, kind, arg)
+            if kind in ("hang", "slow"):
+                # Wait (an hour, or the given seconds) unless the relay hangs up first: then
+                # this POST no longer counts as in flight.
+                delay = 3600.0 if kind == "hang" else float(arg)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(_disconnected(receive), timeout=delay)
+                    return
+            status, extra = self._answer(tag, kind, arg)
             await send({"type": "http.response.start", "status": status, "headers": extra})
             await send({"type": "http.response.body", "body": b"{}"})
+            self.log.answered(index, status)
         finally:
             with self._lock:
                 self.in_flight -= 1
-            self.log.add(
-                Post(
-                    tag,
-                    headers.get("webhook-id", ""),
-                    _fault_id_of(body),
-                    received_at,
-                    status,
-                    body,
-                )
-            )
 
     @staticmethod
-    async def _answer(tag: str, kind: str, arg: str) -> tuple[int, list[tuple[bytes, bytes]]]:
+    def _answer(tag: str, kind: str, arg: str) -> tuple[int, list[tuple[bytes, bytes]]]:
         if kind == "status":
             return int(arg), []
         if kind == "retry-after":
             return 429, [(b"retry-after", arg.encode())]
-        if kind == "hang":
-            await asyncio.sleep(3600)
-        if kind == "slow":
-            await asyncio.sleep(float(arg))
         if kind == "redirect":
             return 307, [(b"location", f"/{tag}/ok".encode())]
         return 200, []
 
 
-@contextmanager
+async def _disconnected(receive: Receive) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+@contextlib.contextmanager
 def running_receiver(log: PostLog) -> Iterator[tuple[FaultReceiver, str]]:
     receiver = FaultReceiver(log)
     with ThreadedServer(receiver) as server:
@@ -424,6 +442,7 @@ def event_data(fault_id: str, seq: int) -> dict[str, Any]:
     data = sample_event()
     data["fault_id"] = fault_id
     data["parity"] = "even" if seq % 2 == 0 else "odd"
+    data["tenth"] = seq % 10 == 0
     return data
 
 
@@ -560,6 +579,7 @@ class Row:
     attempt: int
     status: str
     response_status: int | None
+    error: str | None
     fault_id: str | None
 
 
@@ -567,7 +587,7 @@ def execution_rows(engine: Engine) -> list[Row]:
     with engine.connect() as conn:
         result = conn.execute(
             sa.text(
-                "SELECT execution_id, message_id, attempt, status, response_status,"
+                "SELECT execution_id, message_id, attempt, status, response_status, error,"
                 " request_payload->'data'->>'fault_id' AS fault_id FROM webhook_executions"
             )
         )
@@ -578,6 +598,7 @@ def execution_rows(engine: Engine) -> list[Row]:
                 r.attempt,
                 r.status,
                 r.response_status,
+                r.error,
                 r.fault_id,
             )
             for r in result
@@ -654,8 +675,10 @@ def check(
 ) -> Figures:
     """Compare what was accepted, what the receivers saw and what PostgreSQL holds.
 
-    `exact`: no relay was SIGKILLed, so every POST produced exactly one row (with kills a POST
-    may have happened without its result being recorded: rows <= POSTs per webhook-id).
+    `exact`: no relay was SIGKILLed, so every POST produced a row (with kills a POST may have
+    happened without its result being recorded). Always: no execution_id twice, no (webhook-id,
+    attempt) twice, at most one success row per webhook-id, and no more rows with an HTTP
+    answer than answers the receiver gave for that webhook-id.
     Raises AssertionError listing the problems; records the figures either way.
     """
     accepted = list(accepted)
@@ -703,11 +726,30 @@ def check(
     rows_by_id: dict[str, list[Row]] = defaultdict(list)
     for row in rows:
         rows_by_id[row.message_id].append(row)
-    too_many = {m: (len(rs), len(posts_by_id.get(m, []))) for m, rs in rows_by_id.items()}
-    too_many = {m: c for m, c in too_many.items() if c[0] > c[1]}
+    # A row with an HTTP status records an answer the receiver gave: never more of those than
+    # answered POSTs. A row without one (timeout, reset) may stand for an attempt that never
+    # reached the receiver's app (a receiver under load accepts the connection late).
+    answered_posts = Counter(p.webhook_id for p in posts if p.status is not None)
+    answered_rows = Counter(r.message_id for r in rows if r.response_status is not None)
+    too_many = {
+        m: (n, answered_posts[m]) for m, n in answered_rows.items() if n > answered_posts[m]
+    }
     duplicated += len(too_many)
     if too_many:
-        problems.append(f"{len(too_many)} webhook-ids with more rows than POSTs: {too_many}")
+        problems.append(
+            f"{len(too_many)} webhook-ids with more answers logged than given: {too_many}"
+        )
+    successes = Counter(r.message_id for r in rows if r.status == "success")
+    twice = [m for m, n in successes.items() if n > 1]
+    duplicated += len(twice)
+    if twice:
+        problems.append(f"{len(twice)} webhook-ids with several success rows: {twice[:5]}")
+    unseen_ids = [m for m, rs in rows_by_id.items() if len(rs) > len(posts_by_id.get(m, []))]
+    unseen = sum(len(rows_by_id[m]) - len(posts_by_id.get(m, [])) for m in unseen_ids)
+    for m in [*too_many, *twice, *unseen_ids][:10]:  # the evidence, for whoever reads the log
+        logged = [(r.attempt, r.status, r.response_status, r.error) for r in rows_by_id[m]]
+        answered = [p.status for p in posts_by_id.get(m, [])]
+        print(f"webhook-id {m}: rows {logged}; POSTs answered {answered}")
     if exact:
         short = {
             m: (len(rows_by_id.get(m, [])), len(ps))
@@ -752,7 +794,7 @@ def check(
         lost=lost,
         duplicated=duplicated,
         seconds=time.monotonic() - started if started is not None else 0.0,
-        extra=dict(extra or {}),
+        extra=dict(extra or {}) | ({"unseen_attempts": unseen} if unseen else {}),
     )
     REPORT.append(figures)
     print(figures.line())
@@ -764,3 +806,117 @@ def wait_delivered(log: PostLog, accepted: Iterable[Accepted], timeout: float) -
     """Bounded wait until every accepted event reached every webhook that can answer 2xx."""
     must = {(a.fault_id, t) for a in accepted for t in a.expected if not t.startswith("bad-")}
     return wait_for(lambda: must <= log.delivered(), timeout, step=0.1)
+
+
+# -- a TCP proxy that can cut the network ----------------------------------------------------
+
+_RST = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # SO_LINGER on, 0 s: close() sends RST
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:<port> to a target port; can stop forwarding or reset everything.
+
+    `forward`: bytes flow. `blackhole`: connections stay open but nothing is forwarded (a
+    silent network cut: neither side hears from the other). `reset`: every connection is
+    reset, and new ones are reset as soon as they are accepted.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.mode = "forward"
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self._listener.settimeout(0.1)
+        self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.connections = 0
+        self.resets = 0
+
+    @property
+    def port(self) -> int:
+        return int(self._listener.getsockname()[1])
+
+    def __enter__(self) -> TcpProxy:
+        self._spawn(self._accept)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self.reset_all()
+        for thread in self._threads:
+            thread.join(5)
+        self._listener.close()
+
+    def _spawn(self, target: Callable[..., None], *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def set_mode(self, mode: str) -> None:
+        assert mode in ("forward", "blackhole", "reset")
+        self.mode = mode
+        if mode == "reset":
+            self.reset_all()
+
+    def reset_all(self) -> None:
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+        for pair in pairs:
+            for sock in pair:
+                _reset(sock)
+            self.resets += 1
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if self.mode == "reset":
+                _reset(client)
+                continue
+            try:
+                server = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                _reset(client)
+                continue
+            self.connections += 1
+            with self._lock:
+                self._pairs.append((client, server))
+            self._spawn(self._pump, client, server)
+            self._spawn(self._pump, server, client)
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        source.settimeout(0.05)
+        while not self._stop.is_set():
+            if self.mode != "forward":
+                if self.mode == "reset":
+                    return
+                _pause.wait(0.05)  # blackhole: leave the bytes where they are
+                continue
+            try:
+                data = source.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if not data:
+                break
+            try:
+                sink.sendall(data)
+            except OSError:
+                break
+        _reset(source)
+        _reset(sink)
+
+
+def _reset(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RST)
+    with contextlib.suppress(OSError):
+        sock.close()

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
@@ -19,6 +18,7 @@ from sqlalchemy import Engine
 from relay.delivery import deliveries_for
 from relay.dispatcher import DispatchConfig, Dispatcher
 from relay.event_input import EventInput
+from relay.http_clients import HostClients
 from relay.inbox import EventInbox
 from relay.registry import Registry
 from relay.retry import RetryPolicy
@@ -64,16 +64,19 @@ def run_due(parts: Parts, config: DispatchConfig | None = None) -> int:
     """One dispatcher pass over what is due now, waiting for its attempts."""
 
     async def go() -> int:
-        async with httpx.AsyncClient() as client:
-            dispatcher = Dispatcher(
-                parts.inbox,
-                parts.outbox,
-                parts.registry,
-                client,
-                config or DispatchConfig(timeout_seconds=5),
-                random_fraction=lambda: 0.0,
-            )
+        clients = HostClients(connections_per_host=8)
+        dispatcher = Dispatcher(
+            parts.inbox,
+            parts.outbox,
+            parts.registry,
+            clients,
+            config or DispatchConfig(timeout_seconds=5),
+            random_fraction=lambda: 0.0,
+        )
+        try:
             return await dispatcher.run_due_once()
+        finally:
+            await clients.aclose()
 
     return asyncio.run(go())
 

@@ -1,0 +1,80 @@
+"""Scenario 9: three relay processes, each with its own spool, into one PostgreSQL; one of
+them is SIGKILLed again and again. Nothing lost, nothing twice, across all three."""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+from sqlalchemy import Engine
+
+from tests.faults.harness import (
+    Hook,
+    LoadGenerator,
+    PostLog,
+    RelayProcess,
+    add_company,
+    check,
+    execution_rows,
+    running_receiver,
+    spool_state,
+    wait_delivered,
+)
+
+pytestmark = pytest.mark.faults
+
+KILLS = int(os.environ.get("FAULTS_THREE_RELAY_KILLS", "12"))
+EVEN = ({"field_path": "parity", "operator": "equals", "value": "even"},)
+
+
+def test_three_relays_one_killed_repeatedly(
+    relays: Callable[..., RelayProcess], pg_engine: Engine, post_log: PostLog
+) -> None:
+    started = time.monotonic()
+    seed = int(os.environ.get("FAULTS_SEED", str(time.time_ns())))
+    rng = random.Random(seed)
+    pause = threading.Event()
+    with running_receiver(post_log) as (_, url):
+        companies = [
+            add_company(
+                pg_engine,
+                f"three relays {n}",
+                [Hook("all", f"{url}/all/ok"), Hook("even", f"{url}/even/ok", EVEN)],
+            )
+            for n in range(4)
+        ]
+        fleet = [relays(f"relay{n}").start() for n in range(3)]
+        # Event n always goes to the same relay (its id is idempotent in that relay's spool).
+        load = LoadGenerator(
+            [relay.url_getter() for relay in fleet],
+            companies,
+            rate=150,
+            max_events=50_000,
+            prefix="three",
+            threads=6,
+        ).start()
+        victim = fleet[0]
+        for _ in range(KILLS):
+            pause.wait(rng.uniform(0.2, 1.2))
+            victim.kill()
+            victim.start()
+        load.stop()
+        accepted = list(load.accepted.values())
+        assert not load.unexpected, load.unexpected[:10]
+        assert wait_delivered(post_log, accepted, timeout=90)
+        for relay in fleet:
+            relay.stop_cleanly()
+    check(
+        "9 three relays, one killed",
+        accepted=accepted,
+        posts=post_log.posts(),
+        rows=execution_rows(pg_engine),
+        spools=[spool_state(relay.spool_path) for relay in fleet],
+        exact=False,
+        started=started,
+        extra={"kills": KILLS, "seed": seed},
+    )
