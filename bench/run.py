@@ -33,6 +33,7 @@ from bench.machine import describe
 from bench.pg import BenchPostgres
 from bench.probe import Probe, run_probe
 from bench.report import Better, Report, Row, at_least_ratio, at_most_value, fmt
+from bench.service import run_service_bench
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
 COMPANIES = 100
@@ -516,6 +517,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Spool benchmarks, side by side.")
     parser.add_argument("--quick", action="store_true", help="small smoke run (~1 minute)")
     parser.add_argument(
+        "--skip-service", action="store_true", help="skip the relay service benchmark"
+    )
+    parser.add_argument(
         "--output",
         type=Path,
         help="markdown results (default bench/results.md; bench/out/results-quick.md with --quick)",
@@ -584,10 +588,17 @@ def main(argv: list[str] | None = None) -> int:
     if backlog is not None:
         _backlog_details(details, backlog)
     _findings(report, probe, appends, drain, io, backlog)
+    service_section = ""
+    if not args.skip_service:
+        _progress("relay service end to end (intake, dispatch, logging)")
+        service = run_service_bench(args.quick)
+        print(service.markdown())
+        service_section = "\n\n" + service.markdown()
     elapsed = time.perf_counter() - started
     print(report.text_table())
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(report.markdown(machine, "quick" if args.quick else "full", elapsed))
+    markdown = report.markdown(machine, "quick" if args.quick else "full", elapsed)
+    output.write_text(markdown + service_section)
     _progress(f"done in {elapsed / 60:.1f} min; results written to {output}")
     return 0
 
