@@ -3,7 +3,8 @@
     python -m bench.service            # full run (a few minutes on 2 cores)
     python -m bench.service --quick    # smoke run (about a minute)
 
-Both print a table and write bench/service_results.md. `run_service_bench(quick)` returns
+Both print a table and write bench/out/service_results.md (`make bench` puts the same
+section into bench/results.md). `run_service_bench(quick)` returns
 the raw figures and `markdown()` for bench/results.md.
 
 Side by side in one run, all on 127.0.0.1: `relay serve` as a subprocess (its production
@@ -53,7 +54,7 @@ from bench.service_stage import (
 )
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "service_results.md"
+RESULTS = HERE / "out" / "service_results.md"
 SCRATCH = HERE / "out" / "service"
 HOSTS = 8  # receiver ports = companies = webhooks; 8 hosts x RELAY_MAX_PER_HOST 8 = 64
 MAX_IN_FLIGHT = 64  # the relay's RELAY_MAX_IN_FLIGHT default
