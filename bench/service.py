@@ -784,6 +784,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for name, value, target, verdict in rows:
         print(f"{name:<{width}}  {value:<28} {target:<14} {verdict}")
+    args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(results.markdown())
     print(f"\nwritten to {args.output}")
     return 0
