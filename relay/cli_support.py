@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import Engine
 
-from relay.database import make_engine
+from relay.components import open_database
 from relay.settings import RelaySettings
 
 Handler = Callable[[argparse.Namespace, RelaySettings], int]
@@ -20,7 +20,7 @@ class CommandError(Exception):
 
 @contextmanager
 def database(settings: RelaySettings) -> Iterator[Engine]:
-    engine = make_engine(settings.database_url, timeout_seconds=settings.db_timeout_seconds)
+    engine = open_database(settings)
     try:
         yield engine
     finally:

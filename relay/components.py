@@ -39,17 +39,26 @@ def open_spool(settings: RelaySettings) -> tuple[SpoolDatabase, DurableQueue]:
     return spool, DurableQueue(spool, EXECUTION_LOG_QUEUE)
 
 
+def open_database(settings: RelaySettings) -> Engine:
+    """The engine of the registry and execution log, with the configured timeouts."""
+    return make_engine(settings.database_url, timeout_seconds=settings.db_timeout_seconds)
+
+
+def execution_drainer(queue: DurableQueue, engine: Engine, settings: RelaySettings) -> Drainer:
+    """The drain from the spool's execution log into `webhook_executions`."""
+    return Drainer(queue, ExecutionLogSink(engine), settings.drain_policy())
+
+
 @contextmanager
 def execution_log(settings: RelaySettings) -> Iterator[ExecutionLog]:
     """Open the spool and the database for draining; close both on exit."""
     spool, queue = open_spool(settings)
     try:
-        engine = make_engine(settings.database_url, timeout_seconds=settings.db_timeout_seconds)
+        engine = open_database(settings)
     except BaseException:
         spool.close()
         raise
-    drainer = Drainer(queue, ExecutionLogSink(engine), settings.drain_policy())
-    log = ExecutionLog(spool, queue, engine, drainer)
+    log = ExecutionLog(spool, queue, engine, execution_drainer(queue, engine, settings))
     try:
         yield log
     finally:

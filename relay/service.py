@@ -21,16 +21,15 @@ import anyio.to_thread
 import uvicorn
 from starlette.applications import Starlette
 
-from relay.components import EXECUTION_LOG_QUEUE
-from relay.database import display_url, make_engine
+from relay.components import execution_drainer, open_database, open_spool
+from relay.database import display_url
 from relay.dispatcher import DispatchConfig, Dispatcher
 from relay.http_clients import HostClients
 from relay.inbox import EventInbox
 from relay.intake import IntakeState, create_intake_app
 from relay.registry import Registry
 from relay.settings import RelaySettings
-from relay.sink import ExecutionLogSink
-from spool import Drainer, DrainScheduler, DurableQueue, SpoolDatabase, utc_now
+from spool import DrainScheduler, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -68,21 +67,14 @@ class RelayService:
 
     def __init__(self, settings: RelaySettings) -> None:
         self.settings = settings
-        self.spool = SpoolDatabase(
-            settings.spool_path,
-            synchronous=settings.spool_synchronous,
-            max_bytes=settings.spool_max_bytes,
-        )
-        self.outbox = DurableQueue(self.spool, EXECUTION_LOG_QUEUE)
+        self.spool, self.outbox = open_spool(settings)
         self.inbox = EventInbox(
             self.spool, idempotency_window=timedelta(hours=settings.idempotency_hours)
         )
-        self.engine = make_engine(
-            settings.database_url, timeout_seconds=settings.db_timeout_seconds
-        )
+        self.engine = open_database(settings)
         self.registry = Registry(self.engine)
         self.drain = DrainScheduler(
-            Drainer(self.outbox, ExecutionLogSink(self.engine), settings.drain_policy()),
+            execution_drainer(self.outbox, self.engine, settings),
             interval_seconds=settings.drain_interval_seconds,
         )
         self.clients = HostClients(connections_per_host=settings.max_per_host)
