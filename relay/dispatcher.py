@@ -300,7 +300,7 @@ class Dispatcher:
         error: str | None = None
         retry_after: str | None = None
         try:
-            async with self.clients.for_url(delivery.url).stream(
+            async with self.clients.for_host(delivery.host).stream(
                 "POST",
                 delivery.url,
                 content=body,

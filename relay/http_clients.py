@@ -7,8 +7,6 @@ per second). A small pool per host also enforces the per-host bound at the socke
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import httpx
 
 
@@ -20,10 +18,9 @@ class HostClients:
         )
         self._clients: dict[str, httpx.AsyncClient] = {}
 
-    def for_url(self, url: str) -> httpx.AsyncClient:
-        """The client for the URL's scheme, host and port (made on first use)."""
-        parts = urlsplit(url)
-        host = f"{parts.scheme}://{parts.netloc}".lower()
+    def for_host(self, host: str) -> httpx.AsyncClient:
+        """The client for one destination (`Delivery.host`: scheme, host and port), made on
+        first use."""
         client = self._clients.get(host)
         if client is None:
             client = httpx.AsyncClient(follow_redirects=False, limits=self._limits)
