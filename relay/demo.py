@@ -25,7 +25,7 @@ import httpx
 from relay import admin, migrations
 from relay.database import make_engine
 from relay.filters import parse_filters
-from relay.local_server import Receive, Scope, Send, ThreadedServer
+from relay.local_server import Receive, Scope, Send, ThreadedServer, read_body
 from relay.service import RelayService
 from relay.settings import RelaySettings
 from relay.sink import ExecutionLogSink
@@ -71,9 +71,7 @@ class CountingReceiver:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        more = True
-        while more:
-            more = bool((await receive()).get("more_body"))
+        await read_body(receive)
         with self._lock:
             self.posts += 1
         await send({"type": "http.response.start", "status": 200, "headers": []})

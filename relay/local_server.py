@@ -14,6 +14,16 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
+async def read_body(receive: Receive) -> bytes:
+    """The whole request body of an ASGI http request (it may come in several messages)."""
+    body = b""
+    while True:
+        message = await receive()
+        body += bytes(message.get("body", b""))
+        if not message.get("more_body"):
+            return body
+
+
 class ThreadedServer:
     """Runs an ASGI app under uvicorn on 127.0.0.1 (a free port) in a background thread."""
 

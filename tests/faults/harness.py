@@ -36,7 +36,7 @@ from relay import admin
 from relay.components import EXECUTION_LOG_QUEUE
 from relay.filters import parse_filters
 from relay.inbox import INBOX_QUEUE
-from relay.local_server import Receive, Scope, Send, ThreadedServer
+from relay.local_server import Receive, Scope, Send, ThreadedServer, read_body
 from spool import DeadLetter, DurableQueue, SpoolDatabase
 from spool.schedule import ScheduledQueue
 from tests.conftest import sample_event
@@ -248,12 +248,7 @@ class FaultReceiver:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         parts = scope["path"].strip("/").split("/")
         tag, kind = parts[0], (parts[1] if len(parts) > 1 else "ok")
@@ -425,6 +420,17 @@ def add_company(engine: Engine, name: str, hooks: Sequence[Hook]) -> Company:
             secret=admin.new_signing_secret(),
         )
     return Company(company, list(hooks))
+
+
+EVEN = ({"field_path": "parity", "operator": "equals", "value": "even"},)
+
+
+def add_all_and_even_companies(
+    engine: Engine, name: str, receiver_url: str, count: int
+) -> list[Company]:
+    """`count` companies, each with a webhook for every event and one for even events only."""
+    hooks = [Hook("all", f"{receiver_url}/all/ok"), Hook("even", f"{receiver_url}/even/ok", EVEN)]
+    return [add_company(engine, f"{name} {n}", hooks) for n in range(count)]
 
 
 # -- load generator --------------------------------------------------------------------------

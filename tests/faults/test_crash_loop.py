@@ -15,11 +15,10 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.faults.harness import (
-    Hook,
     LoadGenerator,
     PostLog,
     RelayProcess,
-    add_company,
+    add_all_and_even_companies,
     check,
     execution_rows,
     running_receiver,
@@ -32,7 +31,6 @@ pytestmark = pytest.mark.faults
 
 KILLS = int(os.environ.get("FAULTS_KILLS", "30"))
 RATE = float(os.environ.get("FAULTS_RATE", "200"))
-EVEN = ({"field_path": "parity", "operator": "equals", "value": "even"},)
 
 
 def test_crash_loop_loses_nothing_and_duplicates_nothing(
@@ -44,14 +42,7 @@ def test_crash_loop_loses_nothing_and_duplicates_nothing(
     rng = random.Random(seed)
     pause = threading.Event()
     with running_receiver(post_log) as (receiver, url):
-        companies = [
-            add_company(
-                pg_engine,
-                f"crash {n}",
-                [Hook("all", f"{url}/all/ok"), Hook("even", f"{url}/even/ok", EVEN)],
-            )
-            for n in range(3)
-        ]
+        companies = add_all_and_even_companies(pg_engine, "crash", url, 3)
         relay = relays("relay").start()
         load = LoadGenerator(
             [lambda: relay.url],

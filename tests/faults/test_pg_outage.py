@@ -17,11 +17,10 @@ from sqlalchemy import Engine
 
 from tests.faults.harness import (
     RELAY_BIN,
-    Hook,
     LoadGenerator,
     PostLog,
     RelayProcess,
-    add_company,
+    add_all_and_even_companies,
     check,
     execution_rows,
     row_count,
@@ -36,7 +35,6 @@ pytestmark = pytest.mark.faults
 
 OUTAGE = float(os.environ.get("FAULTS_OUTAGE_SECONDS", "12"))
 RATE = 100.0
-EVEN = ({"field_path": "parity", "operator": "equals", "value": "even"},)
 
 
 def pending_in_spool(relay: RelayProcess) -> int:
@@ -62,14 +60,7 @@ def test_postgresql_outage_only_grows_the_spool(
 ) -> None:
     started = time.monotonic()
     with running_receiver(post_log) as (_, url):
-        companies = [
-            add_company(
-                pg_engine,
-                f"outage {n}",
-                [Hook("all", f"{url}/all/ok"), Hook("even", f"{url}/even/ok", EVEN)],
-            )
-            for n in range(3)
-        ]
+        companies = add_all_and_even_companies(pg_engine, "outage", url, 3)
         relay = relays("relay").start()
         load = LoadGenerator(
             [lambda: relay.url],

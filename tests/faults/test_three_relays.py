@@ -13,11 +13,10 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.faults.harness import (
-    Hook,
     LoadGenerator,
     PostLog,
     RelayProcess,
-    add_company,
+    add_all_and_even_companies,
     check,
     execution_rows,
     running_receiver,
@@ -28,7 +27,6 @@ from tests.faults.harness import (
 pytestmark = pytest.mark.faults
 
 KILLS = int(os.environ.get("FAULTS_THREE_RELAY_KILLS", "12"))
-EVEN = ({"field_path": "parity", "operator": "equals", "value": "even"},)
 
 
 def test_three_relays_one_killed_repeatedly(
@@ -39,14 +37,7 @@ def test_three_relays_one_killed_repeatedly(
     rng = random.Random(seed)
     pause = threading.Event()
     with running_receiver(post_log) as (_, url):
-        companies = [
-            add_company(
-                pg_engine,
-                f"three relays {n}",
-                [Hook("all", f"{url}/all/ok"), Hook("even", f"{url}/even/ok", EVEN)],
-            )
-            for n in range(4)
-        ]
+        companies = add_all_and_even_companies(pg_engine, "three relays", url, 4)
         fleet = [relays(f"relay{n}").start() for n in range(3)]
         # Event n always goes to the same relay (its id is idempotent in that relay's spool).
         load = LoadGenerator(

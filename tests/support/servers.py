@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from relay.local_server import Receive, Scope, Send, ThreadedServer
+from relay.local_server import Receive, Scope, Send, ThreadedServer, read_body
 
 __all__ = ["ReceivedRequest", "Receiver", "ThreadedServer"]
 
@@ -42,12 +42,7 @@ class Receiver:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         request = ReceivedRequest(scope["path"], headers, body)
         with self.lock:
