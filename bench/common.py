@@ -34,7 +34,7 @@ class Scratch:
     def fresh(self, name: str) -> Path:
         self._n += 1
         path = self.root / f"{self._n:02d}-{name}"
-        path.mkdir()
+        path.mkdir(mode=0o700)  # spools refuse directories others can read
         return path
 
     def cleanup(self) -> None:

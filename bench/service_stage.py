@@ -320,7 +320,7 @@ class RelayProcess:
         python_options: Sequence[str] = (),
     ) -> None:
         """`python_options` run the relay as `python OPTIONS -m relay.cli` (e.g. cProfile)."""
-        workdir.mkdir(parents=True, exist_ok=True)
+        workdir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the spool must be private
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
@@ -328,6 +328,7 @@ class RelayProcess:
             RELAY_DATABASE_URL=database_url,
             RELAY_SPOOL_PATH=str(workdir / "spool.db"),
             RELAY_PORT=str(self.port),
+            RELAY_ALLOW_PRIVATE_DESTINATIONS="true",  # the receivers are on 127.0.0.1
             **settings,
         )
         self.log_path = workdir / "relay.log"
@@ -370,7 +371,14 @@ class RelayProcess:
         raise RuntimeError(f"relay did not start; log tail:\n{self.log_tail()}")
 
     def cpu(self) -> float:
-        return cpu_seconds(self.process)
+        """CPU of the relay: intake's process and its dispatcher child."""
+        if self.process is None:
+            return 0.0
+        try:
+            children = self.process.children(recursive=True)
+        except psutil.Error:
+            children = []
+        return cpu_seconds(self.process) + sum(cpu_seconds(child) for child in children)
 
     def stop(self) -> int | None:
         """SIGTERM: the relay finishes POSTs in flight and flushes its log, then exits 0."""
@@ -407,7 +415,7 @@ def prefill_inbox(
     One transaction (this is set-up, not measured). Returns the same POSTs, signed as the
     relay signs them, for the bare clients to send.
     """
-    spool_path.parent.mkdir(parents=True, exist_ok=True)
+    spool_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     engine = make_engine(database_url)
     try:
         snapshot = load_snapshot(engine)

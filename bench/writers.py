@@ -1,7 +1,8 @@
 """The PostgreSQL writers the spool is compared against, plus the alternative sink strategy.
 
 All of them write the same `webhook_executions` rows, with the same columns and the same
-`ON CONFLICT (execution_id) DO NOTHING` where they insert, so only the strategy differs.
+`ON CONFLICT (execution_id, created_at) DO NOTHING` where they insert, so only the strategy
+differs.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ COLUMN_LIST = ", ".join(COLUMNS)
 _VALUES = ", ".join("%s::jsonb" if name == "request_payload" else "%s" for name in COLUMNS)
 INSERT_SQL = (
     f"INSERT INTO webhook_executions ({COLUMN_LIST}) VALUES ({_VALUES}) "
-    "ON CONFLICT (execution_id) DO NOTHING"
+    "ON CONFLICT (execution_id, created_at) DO NOTHING"
 )
 COPY_SQL = f"COPY webhook_executions ({COLUMN_LIST}) FROM STDIN"
 
@@ -163,7 +164,7 @@ _SELECT_LIST = ", ".join(
 _MOVE_LOADED = f"""
 INSERT INTO webhook_executions ({COLUMN_LIST})
 SELECT {_SELECT_LIST} FROM {_LOAD_TABLE}
-ON CONFLICT (execution_id) DO NOTHING"""
+ON CONFLICT (execution_id, created_at) DO NOTHING"""
 
 
 class CopySelectSink(_StrategySink):

@@ -7,20 +7,23 @@ and exit 2; a traceback is a bug.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 
 from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
-from relay import __version__, migrations
+from relay import __version__, migrations, redaction
+from relay.cli_purge import add_purge_command
 from relay.cli_registry import add_registry_commands
+from relay.cli_retention import add_retention_command
 from relay.cli_spool import add_spool_commands
 from relay.cli_support import CommandError, Handler
 from relay.components import execution_log
 from relay.database import display_url
 from relay.demo import run_demo
+from relay.dispatcher_process import run_dispatcher
+from relay.log_setup import configure_logging
 from relay.service import StartupError, serve
 from relay.settings import RelaySettings
 from relay.worker import run_drain_worker, stop_on_signals
@@ -37,16 +40,12 @@ SALVAGE_HINT = (
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    quiet = {"apscheduler": logging.ERROR, "httpx": logging.WARNING, "httpcore": logging.WARNING}
-    for chatty, level in quiet.items():  # a line per job run, per skipped run, per POST
-        logging.getLogger(chatty).setLevel(logging.DEBUG if args.verbose else level)
     handler: Handler = args.handler
     try:
         settings = RelaySettings()
+        configure_logging(
+            settings.log_format, verbose=args.verbose, secrets=settings.secret_values()
+        )
         return handler(args, settings)
     except ValidationError as exc:
         return _fail(parser, f"invalid configuration: {_validation_summary(exc)}")
@@ -57,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(parser: argparse.ArgumentParser, message: str) -> int:
-    print(f"{parser.prog}: error: {message}", file=sys.stderr)
+    print(f"{parser.prog}: error: {redaction.redact(message)}", file=sys.stderr)
     return EXIT_USAGE
 
 
@@ -116,6 +115,14 @@ def _parser() -> argparse.ArgumentParser:
     drain.set_defaults(handler=_drain)
 
     add_spool_commands(commands)
+    add_purge_command(commands)
+    add_retention_command(commands)
+
+    # Started by `relay serve` only, hence no help line (not listed).
+    dispatcher = commands.add_parser("dispatcher")
+    dispatcher.add_argument("--wake-fd", type=int, required=True)
+    dispatcher.add_argument("--parent-pid", type=int, required=True)
+    dispatcher.set_defaults(handler=_dispatcher)
     return parser
 
 
@@ -152,6 +159,11 @@ def _serve(args: argparse.Namespace, settings: RelaySettings) -> int:
     elif not migrations.is_current(settings.database_url):
         raise CommandError("the database schema is not current: run `relay migrate` first")
     serve(settings, args.host or settings.host, settings.port if args.port is None else args.port)
+    return 0
+
+
+def _dispatcher(args: argparse.Namespace, settings: RelaySettings) -> int:
+    run_dispatcher(settings, wake_fd=args.wake_fd, parent_pid=args.parent_pid)
     return 0
 
 

@@ -30,11 +30,14 @@ class ExecutionLog:
         self.spool.close()
 
 
-def open_spool(settings: RelaySettings) -> tuple[SpoolDatabase, DurableQueue]:
+def open_spool(
+    settings: RelaySettings, *, check_integrity: bool = True
+) -> tuple[SpoolDatabase, DurableQueue]:
     spool = SpoolDatabase(
         settings.spool_path,
         synchronous=settings.spool_synchronous,
         max_bytes=settings.spool_max_bytes,
+        check_integrity=check_integrity,
     )
     return spool, DurableQueue(spool, EXECUTION_LOG_QUEUE)
 

@@ -95,10 +95,12 @@ def run_demo(*, events: int, companies: int, seed: int = 7) -> DemoSummary:
                 intake_token=token,
                 max_age_seconds=2,
                 drain_interval_seconds=0.5,
+                allow_private_destinations=True,  # its receiver is on 127.0.0.1
             )
             with _relay(settings) as (service, relay_url):
                 _burst(relay_url, token, company_ids, sample, rng, events)
-                sink = service.drain.drainer.sink
+                assert service.worker is not None
+                sink = service.worker.drain.drainer.sink
                 assert isinstance(sink, ExecutionLogSink)
                 _wait_until_logged(service, receiver, deadline=60)
             return DemoSummary(
@@ -175,7 +177,8 @@ def _event(company_id: Any, sample: dict[str, Any], rng: random.Random) -> dict[
 def _wait_until_logged(service: RelayService, receiver: CountingReceiver, deadline: float) -> None:
     stop = threading.Event()
     for _ in range(int(deadline / 0.1)):  # bounded wait for the last batch to drain
-        idle = service.inbox.queue.count() == 0 and service.dispatcher.in_flight == 0
+        in_flight = service.worker.dispatcher.in_flight if service.worker else 0
+        idle = service.inbox.queue.count() == 0 and in_flight == 0
         if idle and service.outbox.stats().pending == 0 and receiver.posts:
             return
         stop.wait(0.1)

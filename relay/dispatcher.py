@@ -26,9 +26,11 @@ import httpx
 
 from relay import __version__
 from relay.delivery import Delivery
+from relay.destinations import DestinationRefused
 from relay.executions import ExecutionResult, logged_payload
 from relay.http_clients import HostClients
 from relay.inbox import EventInbox
+from relay.metrics import count_delivery
 from relay.registry import Registry
 from relay.retry import RetryPolicy, is_success, parse_retry_after
 from relay.signing import sign
@@ -239,6 +241,7 @@ class Dispatcher:
                 now=self._clock(),
                 random_fraction=self._random_fraction(),
             )
+            count_delivery("retry" if next_at else "failed", retry=next_at is not None)
             await self._record(_Outcome(item, next_at, None))
 
     async def _record(self, outcome: _Outcome) -> None:
@@ -258,6 +261,7 @@ class Dispatcher:
             delivery = Delivery.decode(item.payload)
         except (ValueError, KeyError, TypeError) as exc:
             log.error("inbox item %s is unreadable and is dropped: %s", item.id, exc)
+            count_delivery("dropped")
             await self._record(_Outcome(item, None, None))
             return
         subscription = self.registry.snapshot.subscription(delivery.webhook_id, delivery.event_type)
@@ -267,6 +271,7 @@ class Dispatcher:
                 delivery.id,
                 delivery.webhook_id,
             )
+            count_delivery("dropped")
             await self._record(_Outcome(item, None, None))
             return
         attempt = item.attempts + 1
@@ -282,6 +287,8 @@ class Dispatcher:
             )
         record = self._execution(delivery, attempt, outcome)
         _log_attempt(delivery, attempt, outcome, next_at)
+        result = "success" if outcome.success else "retry" if next_at else "failed"
+        count_delivery(result, seconds=outcome.duration_ms / 1000, retry=next_at is not None)
         await self._record(_Outcome(item, next_at, record))
 
     async def _post(self, delivery: Delivery, secret: str | None) -> AttemptOutcome:
@@ -311,6 +318,8 @@ class Dispatcher:
                 await _discard(response)
             if not is_success(status):
                 error = f"HTTP {status}"
+        except DestinationRefused as exc:
+            error = str(exc)  # says which address and why; retried like any failed connect
         except httpx.TimeoutException as exc:
             error = f"timeout after {self.config.timeout_seconds:g} s ({type(exc).__name__})"
         except (httpx.HTTPError, httpx.InvalidURL, ValueError, UnicodeError) as exc:

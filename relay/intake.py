@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import anyio.to_thread
@@ -23,11 +23,13 @@ from starlette.routing import Route
 from relay.delivery import deliveries_for
 from relay.event_input import InputError, parse_event
 from relay.inbox import EventInbox
+from relay.metrics import INTAKE_RESPONSES
 from relay.registry import Registry
 from spool import Clock, SpoolError, SpoolFullError
 
 log = logging.getLogger(__name__)
 
+EVENTS_PATH = "/v1/events"
 RETRY_AFTER_FULL = "30"
 RETRY_AFTER_STOPPING = "5"
 
@@ -45,20 +47,26 @@ class IntakeState:
     accepting: bool = True
 
 
-def create_intake_app(state: IntakeState) -> Starlette:
+def create_intake_app(state: IntakeState, extra_routes: Sequence[Route] = ()) -> Starlette:
+    """The intake route, plus `extra_routes` (the operator's endpoints)."""
+
     async def post_event(request: Request) -> Response:
         try:
-            return await _post_event(state, request)
+            response = await _post_event(state, request)
         except InputError as exc:
             headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-            return JSONResponse(exc.as_json(), status_code=exc.status, headers=headers)
+            response = JSONResponse(exc.as_json(), status_code=exc.status, headers=headers)
+        INTAKE_RESPONSES.labels(str(response.status_code)).inc()
+        return response
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        if request.url.path == EVENTS_PATH:  # e.g. 405, 413 raised before post_event answers
+            INTAKE_RESPONSES.labels(str(exc.status_code)).inc()
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
     return Starlette(
-        routes=[Route("/v1/events", post_event, methods=["POST"])],
+        routes=[Route(EVENTS_PATH, post_event, methods=["POST"]), *extra_routes],
         exception_handlers={HTTPException: http_error},
     )
 

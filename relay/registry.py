@@ -8,16 +8,19 @@ snapshot keeps serving.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+import anyio.to_thread
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
+from relay import redaction
 from relay.filters import Filter, InvalidFilter, matches_all, parse_filters
 from relay.schema import companies, events, webhook_events, webhooks
 
@@ -108,6 +111,7 @@ def load_snapshot(engine: Engine) -> RegistrySnapshot:
     by_key: dict[tuple[uuid.UUID, str], list[Subscription]] = defaultdict(list)
     by_webhook: dict[uuid.UUID, Subscription] = {}
     for row in rows:
+        redaction.register(row.secret)  # known from now on: masked in every log line
         try:
             filters = parse_filters(row.filters if row.filters is not None else [])
         except InvalidFilter as exc:  # saved before validation existed: skip loudly
@@ -146,6 +150,7 @@ class Registry:
         self._fingerprint: tuple[object, ...] | None = None
         self._lock = threading.Lock()
         self.loaded = False  # until the first load, nothing is known: intake answers 503
+        self.reachable = False  # did the last query of the database succeed
 
     @property
     def snapshot(self) -> RegistrySnapshot:
@@ -158,10 +163,11 @@ class Registry:
             snapshot = load_snapshot(self.engine)
         except sa.exc.SQLAlchemyError as exc:
             log.warning("registry refresh failed, serving the last good one: %s", exc)
+            self.reachable = False
             return False
         with self._lock:
             self._snapshot, self._fingerprint = snapshot, mark
-            self.loaded = True
+            self.loaded = self.reachable = True
         log.debug("registry loaded: %d webhooks", len(snapshot.webhooks))
         return True
 
@@ -171,7 +177,35 @@ class Registry:
             mark = fingerprint(self.engine)
         except sa.exc.SQLAlchemyError as exc:
             log.warning("registry check failed, serving the last good one: %s", exc)
+            self.reachable = False
             return False
+        self.reachable = True
         if mark == self._fingerprint:
             return False
         return self.refresh()
+
+
+async def keep_fresh(
+    registry: Registry,
+    *,
+    reload_seconds: float,
+    check_seconds: float,
+    on_database_answer: Callable[[], None] | None = None,
+) -> None:
+    """Forever: a cheap fingerprint check every `check_seconds`, a full reload every
+    `reload_seconds` (catches changes the fingerprint cannot see), and a full load while
+    nothing has loaded yet. Blocking queries run in a worker thread.
+
+    `on_database_answer` runs after each check the database answered: the check doubles as
+    the probe that tells a backing-off drain the database is back."""
+    checks_per_reload = max(1, round(reload_seconds / check_seconds))
+    check = 0
+    while True:
+        await asyncio.sleep(check_seconds)
+        check += 1
+        if not registry.loaded or check % checks_per_reload == 0:
+            await anyio.to_thread.run_sync(registry.refresh)
+        else:
+            await anyio.to_thread.run_sync(registry.refresh_if_changed)
+        if registry.reachable and on_database_answer is not None:
+            on_database_answer()

@@ -63,6 +63,12 @@ webhook_events = sa.Table(
 )
 
 # No foreign keys: a log row must stay writable after its webhook or company is deleted.
+# On PostgreSQL the table is range-partitioned by month on `created_at` (see
+# relay/retention.py), and PostgreSQL wants the partition key in every unique key: the
+# primary key there is (id, created_at), and the dedupe key is (execution_id, created_at),
+# still exact because `created_at` is fixed when the record is made. SQLite keeps `id` as
+# its rowid primary key. Alembic compares neither primary keys nor partitioning, so
+# test_migrations checks both.
 webhook_executions = sa.Table(
     "webhook_executions",
     metadata,
@@ -86,7 +92,9 @@ webhook_executions = sa.Table(
     sa.Column("phone_number", sa.String(20)),
     sa.Column("request_payload", Json),
     sa.Column("created_at", Timestamp, nullable=False),
-    sa.UniqueConstraint("execution_id", name="uq_webhook_executions_execution_id"),
+    sa.UniqueConstraint(
+        "execution_id", "created_at", name="uq_webhook_executions_execution_id_created_at"
+    ),
     sa.Index(
         "idx_webhook_executions_phone_number",
         "phone_number",

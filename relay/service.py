@@ -1,8 +1,8 @@
-"""`relay serve`: the intake app, the dispatcher, the registry refresh and the drain, wired.
+"""`relay serve`: the intake app, the registry refresh and the deliveries, wired.
 
-Start: load the registry, drain leftovers, resume deliveries left in the inbox. Stop
-(SIGTERM/SIGINT): answer 503 to new events, give attempts in flight a deadline (the rest stay
-in the inbox), flush the execution log within its deadline, exit 0.
+Start: load the registry, start the dispatcher (it drains leftovers and resumes deliveries
+left in the inbox). Stop (SIGTERM/SIGINT): answer 503 to new events, give attempts in flight
+a deadline (the rest stay in the inbox), flush the execution log within its deadline, exit 0.
 """
 
 from __future__ import annotations
@@ -15,21 +15,25 @@ import signal
 import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
+from pathlib import Path
 from types import FrameType
 
 import anyio.to_thread
 import uvicorn
 from starlette.applications import Starlette
 
-from relay.components import execution_drainer, open_database, open_spool
+from relay.components import open_database, open_spool
 from relay.database import display_url
-from relay.dispatcher import DispatchConfig, Dispatcher
-from relay.http_clients import HostClients
+from relay.delivery_worker import DeliveryWorker
+from relay.dispatcher_process import DispatcherProcess
 from relay.inbox import EventInbox
 from relay.intake import IntakeState, create_intake_app
-from relay.registry import Registry
+from relay.metrics import SpoolCollector, exposition_registry, multiprocess_directory
+from relay.ops_routes import ops_routes
+from relay.readiness import Readiness
+from relay.registry import Registry, keep_fresh
 from relay.settings import RelaySettings
-from spool import DrainScheduler, utc_now
+from spool import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +67,13 @@ def _is_loopback(host: str) -> bool:
 
 
 class RelayService:
-    """Owns every long-lived part of a running relay."""
+    """Owns every long-lived part of a running relay.
 
-    def __init__(self, settings: RelaySettings) -> None:
+    Deliveries run in this process (`separate_dispatcher=False`: tests, `relay demo`) or in
+    a `relay dispatcher` child (`relay serve`), so that intake keeps a core to itself.
+    """
+
+    def __init__(self, settings: RelaySettings, *, separate_dispatcher: bool = False) -> None:
         self.settings = settings
         self.spool, self.outbox = open_spool(settings)
         self.inbox = EventInbox(
@@ -73,24 +81,22 @@ class RelayService:
         )
         self.engine = open_database(settings)
         self.registry = Registry(self.engine)
-        self.drain = DrainScheduler(
-            execution_drainer(self.outbox, self.engine, settings),
-            interval_seconds=settings.drain_interval_seconds,
-        )
-        self.clients = HostClients(connections_per_host=settings.max_per_host)
-        self.dispatcher = Dispatcher(
-            self.inbox,
-            self.outbox,
-            self.registry,
-            self.clients,
-            DispatchConfig(
-                timeout_seconds=settings.http_timeout_seconds,
-                max_in_flight=settings.max_in_flight,
-                max_per_host=settings.max_per_host,
-                retry=settings.retry_policy(),
-                is_logged=settings.is_logged,
-                log_payload_max_bytes=settings.log_payload_max_bytes,
-            ),
+        self.worker: DeliveryWorker | None = None
+        self.dispatcher_process: DispatcherProcess | None = None
+        self.deliveries: DispatcherProcess | DeliveryWorker
+        child_metrics: Path | None = None
+        if separate_dispatcher:
+            child_metrics = multiprocess_directory(settings.spool_path)
+            self.deliveries = self.dispatcher_process = DispatcherProcess(
+                settings, metrics_directory=child_metrics
+            )
+        else:
+            self.deliveries = self.worker = DeliveryWorker(
+                settings, self.inbox, self.outbox, self.engine, self.registry
+            )
+        self.metrics = exposition_registry(
+            SpoolCollector(self.spool, self.inbox.queue, self.outbox),
+            child_directory=child_metrics,
         )
         token = settings.intake_token.get_secret_value() if settings.intake_token else None
         self.intake = IntakeState(
@@ -99,18 +105,36 @@ class RelayService:
             clock=utc_now,
             max_body_bytes=settings.max_body_bytes,
             token=token,
-            on_accepted=self.dispatcher.wake,
+            on_accepted=self.deliveries.wake,
         )
-        self.app: Starlette = create_intake_app(self.intake)
+        readiness = Readiness(
+            intake=self.intake,
+            spool=self.spool,
+            metrics=self.metrics,
+            dispatcher_running=self._dispatcher_running,
+            max_drain_failure_seconds=settings.ready_max_drain_failure_seconds,
+        )
+        self.app: Starlette = create_intake_app(self.intake, ops_routes(readiness, self.metrics))
         self.app.router.lifespan_context = self._lifespan
+
+    def _dispatcher_running(self) -> bool:
+        return self.dispatcher_process is None or self.dispatcher_process.pid is not None
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
+        settings = self.settings
         await anyio.to_thread.run_sync(self.registry.refresh)
-        self.drain.start()
+        await self.deliveries.start()
         background = [
-            asyncio.create_task(self.dispatcher.run(), name="dispatcher"),
-            asyncio.create_task(self._keep_registry_fresh(), name="registry"),
+            asyncio.create_task(
+                keep_fresh(
+                    self.registry,
+                    reload_seconds=settings.registry_refresh_seconds,
+                    check_seconds=settings.registry_check_seconds,
+                    on_database_answer=self.worker.database_answered if self.worker else None,
+                ),
+                name="registry",
+            ),
             asyncio.create_task(self._sweep_idempotency_keys(), name="idempotency"),
         ]
         log.info(
@@ -118,7 +142,7 @@ class RelayService:
             "execution log -> %s",
             await anyio.to_thread.run_sync(self.inbox.queue.count),
             self.outbox.stats().pending,
-            display_url(self.settings.database_url),
+            display_url(settings.database_url),
         )
         try:
             yield
@@ -127,39 +151,12 @@ class RelayService:
 
     async def _shutdown(self, background: list[asyncio.Task[None]]) -> None:
         self.intake.accepting = False
-        handed_back = await self.dispatcher.stop(self.settings.shutdown_grace_seconds)
+        await self.deliveries.stop()
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
-        await self.clients.aclose()
-        flush = await anyio.to_thread.run_sync(
-            lambda: self.drain.shutdown(self.settings.shutdown_flush_seconds)
-        )
-        left = await anyio.to_thread.run_sync(self.inbox.queue.count)
-        log.info(
-            "relay stopped: %d deliveries wait in the inbox (%d handed back in flight); "
-            "execution log flushed %d rows, %d stay in the spool",
-            left,
-            handed_back,
-            flush.rows_written,
-            flush.rows_left,
-        )
         self.spool.close()
         self.engine.dispose()
-
-    async def _keep_registry_fresh(self) -> None:
-        settings = self.settings
-        checks_per_reload = max(
-            1, round(settings.registry_refresh_seconds / settings.registry_check_seconds)
-        )
-        check = 0
-        while True:
-            await asyncio.sleep(settings.registry_check_seconds)
-            check += 1
-            if not self.registry.loaded or check % checks_per_reload == 0:
-                await anyio.to_thread.run_sync(self.registry.refresh)
-            else:
-                await anyio.to_thread.run_sync(self.registry.refresh_if_changed)
 
     async def _sweep_idempotency_keys(self) -> None:
         while True:
@@ -202,7 +199,7 @@ class _RelayServer(uvicorn.Server):
 def serve(settings: RelaySettings, host: str, port: int) -> None:
     """Run the relay until SIGTERM/SIGINT."""
     check_bind_address(host, settings.intake_token is not None)
-    service = RelayService(settings)
+    service = RelayService(settings, separate_dispatcher=True)
     config = uvicorn.Config(
         service.app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
     )

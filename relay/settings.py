@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from relay.retry import RetryPolicy
 from spool import DrainPolicy
@@ -45,6 +47,12 @@ class RelaySettings(BaseSettings):
     db_timeout_seconds: float = Field(
         30, gt=0, description="Connect and statement timeout for the execution log database."
     )
+    retention_days: int = Field(
+        90, ge=1, description="Days execution-log rows are kept (PostgreSQL: whole months)."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines for humans (text) or one JSON object per line (json)."
+    )
 
     # -- the relay service (`relay serve`) ----------------------------------------------------
     host: str = Field("127.0.0.1", description="Address `relay serve` listens on.")
@@ -54,6 +62,14 @@ class RelaySettings(BaseSettings):
     )
     max_body_bytes: int = Field(1024 * 1024, ge=1, description="Largest accepted event body.")
     http_timeout_seconds: float = Field(10, gt=0, description="Timeout of one POST attempt.")
+    allow_private_destinations: bool = Field(
+        False,
+        description="POST to loopback, private, link-local and other non-public addresses too "
+        "(off: the SSRF guard refuses them when connecting).",
+    )
+    follow_redirects: bool = Field(
+        False, description="Follow up to 5 redirects of a POST (every hop is guarded)."
+    )
     max_in_flight: int = Field(64, ge=1, description="Deliveries in flight at once.")
     max_per_host: int = Field(8, ge=1, description="Deliveries in flight to one host at once.")
     max_attempts: int = Field(6, ge=1, description="Attempts per delivery, the first included.")
@@ -73,6 +89,11 @@ class RelaySettings(BaseSettings):
         2, gt=0, description="How often a cheap query looks for registry changes."
     )
     idempotency_hours: float = Field(24, gt=0, description="How long a caller's id is remembered.")
+    ready_max_drain_failure_seconds: float = Field(
+        300,
+        gt=0,
+        description="GET /readyz answers 503 once the drain has failed for this long.",
+    )
 
     @field_validator("retry_schedule_seconds")
     @classmethod
@@ -92,6 +113,16 @@ class RelaySettings(BaseSettings):
     def is_logged(self, event: str) -> bool:
         names = {name.strip() for name in self.logged_events.split(",") if name.strip()}
         return "*" in names or event in names
+
+    def secret_values(self) -> list[str]:
+        """What no log line or error may show: the intake token and the database password
+        (the whole URL when it does not parse, since then its password cannot be found)."""
+        values = [self.intake_token.get_secret_value()] if self.intake_token else []
+        try:
+            password = make_url(self.database_url).password
+        except ArgumentError:
+            return [*values, self.database_url]
+        return [*values, password] if password else values
 
     def drain_policy(self) -> DrainPolicy:
         return DrainPolicy(

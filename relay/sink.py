@@ -2,12 +2,18 @@
 
 On PostgreSQL the batch is COPYed straight into the table inside a savepoint: COPY is the
 fastest load, and duplicates are rare (only records re-sent after a crash between the commit
-and the spool delete). COPY has no ON CONFLICT, so when the unique `execution_id` says some
-rows are already there, the savepoint is rolled back and the batch goes through a session
-temp table and `INSERT ... SELECT ... ON CONFLICT (execution_id) DO NOTHING`. Elsewhere (the
+and the spool delete). COPY has no ON CONFLICT, so when the unique (execution_id, created_at)
+says some rows are already there, the savepoint is rolled back and the batch goes through a
+session temp table and `INSERT ... SELECT ... ON CONFLICT DO NOTHING`. Elsewhere (the
 embedded SQLite default) it is one executemany of `INSERT ... ON CONFLICT DO NOTHING`. Either
 way: one transaction per batch, and `created_at` comes from the record, never from the
 database clock.
+
+The PostgreSQL table is partitioned by month (relay/retention.py), and a row whose month has
+no partition would fail the batch: after a long stop, a clock jump, or a backlog older than
+the partitions made ahead. The sink reads the partitions once, holds back rows of any other
+month while the COPY streams, creates their partitions and COPYs them after, all in the same
+transaction; normally every row's month is known and this costs one set lookup per row.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -27,8 +34,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from relay.database import is_postgresql
 from relay.db_errors import classify
 from relay.executions import COLUMNS, ExecutionRow, RecordRejections, decode_records
+from relay.retention import Month, Partition, existing_partitions
 from relay.schema import webhook_executions
-from spool import RecordSinkError, SpoolRecord
+from spool import RecordSinkError, SpoolRecord, TransientSinkError
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +55,27 @@ CREATE TEMP TABLE IF NOT EXISTS {_LOAD_TABLE} (
 _MOVE_LOADED = f"""
 INSERT INTO webhook_executions ({_COLUMN_LIST})
 SELECT {_SELECT_LIST} FROM {_LOAD_TABLE}
-ON CONFLICT (execution_id) DO NOTHING"""
+ON CONFLICT (execution_id, created_at) DO NOTHING"""
+
+
+class KnownPartitions:
+    """The months this sink knows have a partition: read from the catalog once, then grown
+    by the partitions the sink creates. Checked for every row, so a hit is a set lookup."""
+
+    def __init__(self, partitions: Iterable[Partition]) -> None:
+        self._partitions = list(partitions)
+        self._months: set[Month] = set()
+
+    def __contains__(self, month: Month) -> bool:
+        if month in self._months:
+            return True
+        if any(p.covers(month) for p in self._partitions):
+            self._months.add(month)
+            return True
+        return False
+
+    def add(self, months: Iterable[Month]) -> None:
+        self._months.update(months)
 
 
 class ExecutionLogSink:
@@ -58,6 +86,7 @@ class ExecutionLogSink:
             raise ValueError(f"unsupported database {engine.dialect.name!r}: use PostgreSQL")
         self.engine = engine
         self._postgresql = is_postgresql(engine)
+        self._partitions: KnownPartitions | None = None  # PostgreSQL; read at the first write
         self.transactions = 0  # committed batches: what the database paid
         self.rows = 0
 
@@ -72,14 +101,26 @@ class ExecutionLogSink:
         per_company = Counter(record.key for record in records)
         for company, count in per_company.items():
             log.info("batch insert: %d rows for company %s", count, company)
+        created: set[Month] = set()
         try:
             with self.engine.begin() as conn:
                 if sqlite_params is None:
-                    _copy_records(conn, records)
+                    if self._partitions is None:
+                        self._partitions = KnownPartitions(existing_partitions(conn))
+                    created = _copy_records(conn, records, self._partitions)
                 else:
                     _insert_rows(conn, sqlite_params)
+        except psycopg.errors.CheckViolation as exc:
+            if exc.diag.constraint_name is not None:  # a real CHECK constraint: the row's fault
+                raise classify(exc) from exc
+            # No partition for a month the sink thought had one: dropped since it looked
+            # (retention, an operator). Look again on the next try.
+            self._partitions = None
+            raise TransientSinkError(f"partition missing, will be created: {exc}") from exc
         except (sa_exc.SQLAlchemyError, psycopg.Error, OSError) as exc:
             raise classify(exc) from exc
+        if self._partitions is not None:
+            self._partitions.add(created)  # only now: a rollback would have undone them
         self.transactions += 1
         self.rows += len(records)
         log.info(
@@ -90,35 +131,78 @@ class ExecutionLogSink:
         )
 
 
-def _copy_records(conn: Connection, records: Sequence[SpoolRecord]) -> None:
+def _copy_records(
+    conn: Connection, records: Sequence[SpoolRecord], known: KnownPartitions
+) -> set[Month]:
+    """COPY the batch in; return the months whose partitions it had to create."""
     driver = conn.connection.driver_connection
     assert isinstance(driver, psycopg.Connection)
     with driver.cursor() as cursor:
         cursor.execute("SAVEPOINT direct_copy")
         try:
-            rejections = _copy_into(cursor, "webhook_executions", records)
+            load = _copy_into(cursor, "webhook_executions", records, known)
+            load.rejections.raise_if_any()  # leaving the transaction unfinished rolls it back
+            created = _create_partitions(cursor, load.months, known)
+            if load.held:
+                with cursor.copy(_copy_sql("webhook_executions")) as copy:
+                    for row in load.held:
+                        copy.write_row(row.as_tuple())
         except psycopg.errors.UniqueViolation:
-            cursor.execute("ROLLBACK TO SAVEPOINT direct_copy")
+            cursor.execute("ROLLBACK TO SAVEPOINT direct_copy")  # partitions made since, too
             log.info("batch holds rows written before (redelivery after a crash): deduplicating")
             cursor.execute(_CREATE_LOAD_TABLE)
-            rejections = _copy_into(cursor, _LOAD_TABLE, records)
-            rejections.raise_if_any()
+            load = _copy_into(cursor, _LOAD_TABLE, records, None)
+            load.rejections.raise_if_any()
+            created = _create_partitions(cursor, load.months, known)
             cursor.execute(_MOVE_LOADED)
-        rejections.raise_if_any()  # leaving the transaction unfinished rolls it back
         cursor.execute("RELEASE SAVEPOINT direct_copy")
+    return created
+
+
+@dataclass
+class _Load:
+    rejections: RecordRejections = field(default_factory=RecordRejections)
+    months: set[Month] = field(default_factory=set)  # of the valid rows
+    held: list[ExecutionRow] = field(default_factory=list)  # valid, not sent yet
 
 
 def _copy_into(
-    cursor: psycopg.Cursor[Any], table: str, records: Sequence[SpoolRecord]
-) -> RecordRejections:
-    """COPY the valid records; once one is invalid, only keep checking the rest."""
-    rejections = RecordRejections()
-    with cursor.copy(f"COPY {table} ({_COLUMN_LIST}) FROM STDIN") as copy:
+    cursor: psycopg.Cursor[Any],
+    table: str,
+    records: Sequence[SpoolRecord],
+    known: KnownPartitions | None,
+) -> _Load:
+    """COPY the valid records; once one is invalid, only keep checking the rest. Rows of a
+    month not `known` to have a partition are held back (with `known` None, none are)."""
+    load = _Load()
+    with cursor.copy(_copy_sql(table)) as copy:
         for record in records:
-            row = rejections.decode(record)
-            if row is not None and not rejections.rejected:
+            row = load.rejections.decode(record)
+            if row is None or load.rejections.rejected:
+                continue
+            month = Month.of_text(row.created_at)
+            load.months.add(month)
+            if known is None or month in known:
                 copy.write_row(row.as_tuple())
-    return rejections
+            else:
+                load.held.append(row)
+    return load
+
+
+def _copy_sql(table: str) -> str:
+    return f"COPY {table} ({_COLUMN_LIST}) FROM STDIN"
+
+
+def _create_partitions(
+    cursor: psycopg.Cursor[Any], months: set[Month], known: KnownPartitions
+) -> set[Month]:
+    """Create the partitions of `months` not `known` (IF NOT EXISTS: retention may have made
+    one since the sink looked); costs nothing when all are known."""
+    missing = {month for month in months if month not in known}
+    for month in sorted(missing):
+        cursor.execute(month.create_partition_sql())
+        log.info("creating partition %s for rows of a month without one", month.partition_name)
+    return missing
 
 
 def _sqlite_params(rows: Sequence[ExecutionRow]) -> list[dict[str, Any]]:
@@ -139,6 +223,6 @@ def _sqlite_params(rows: Sequence[ExecutionRow]) -> list[dict[str, Any]]:
 
 def _insert_rows(conn: Connection, params: list[dict[str, Any]]) -> None:
     statement = sqlite_insert(webhook_executions).on_conflict_do_nothing(
-        index_elements=["execution_id"]
+        index_elements=["execution_id", "created_at"]
     )
     conn.execute(statement, params)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
-from spool.errors import SpoolCorruptError, SpoolError, SpoolFullError
+from spool.errors import SpoolCorruptError, SpoolError, SpoolFullError, SpoolPermissionError
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,8 @@ class SpoolDatabase:
         try:
             if check_integrity:
                 _check_integrity(self._writer, self.path)
+            # After the integrity check: a damaged spool is the graver news.
+            _check_private(self.path)
             self._enable_wal()
         except BaseException:
             self._writer.close()
@@ -367,6 +370,27 @@ def _create_private(path: Path) -> None:
         return
     os.close(fd)
     os.chmod(path, _PRIVATE_FILE)
+
+
+def _check_private(path: Path) -> None:
+    """Refuse a spool that users other than its owner may read or write.
+
+    Mode bits only (not access checks), so it holds for root too. SQLite gives the -wal and
+    -shm files the database file's mode, but a later chmod may not have.
+    """
+    expected = [(path.parent, _PRIVATE_DIR)]
+    expected += [(Path(f"{path}{suffix}"), _PRIVATE_FILE) for suffix in ("", "-wal", "-shm")]
+    for candidate, private in expected:
+        try:
+            mode = stat.S_IMODE(candidate.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            kind = "directory" if private == _PRIVATE_DIR else "file"
+            raise SpoolPermissionError(
+                f"spool {kind} {candidate} has mode {mode:o}: other users may read or change "
+                f"what the spool holds, so it refuses to open. Fix: chmod {private:o} {candidate}"
+            )
 
 
 def _check_integrity(conn: sqlite3.Connection, path: Path) -> None:

@@ -1,7 +1,9 @@
 """One drain cycle: plan, fetch, write in one sink transaction, then delete from the spool.
 
 Spool rows are deleted only after the sink committed, so a crash at any point leaves them to
-be written again, and the sink's idempotence turns that into exactly-once.
+be written again, and the sink's idempotence turns that into exactly-once. A cycle holds the
+spool's drain lock throughout, so another process (a purge, a second drainer) never sees rows
+that are committed to the sink but not yet deleted from the spool.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
+from pathlib import Path
 
 from spool.backoff import Backoff
 from spool.clock import Clock, utc_now
+from spool.database import SpoolDatabase
 from spool.errors import ConfigSinkError, RecordSinkError, TransientSinkError
+from spool.locks import FileLock
 from spool.policy import DrainPolicy, plan_drain
 from spool.queue import DurableQueue, SpoolRecord
 from spool.sink import Sink
@@ -30,6 +35,12 @@ class Outcome(Enum):
     BACKING_OFF = "backing off"  # an earlier failure's retry time has not come yet
     TRANSIENT_ERROR = "transient error"
     CONFIG_ERROR = "configuration error"
+    LOCKED = "locked"  # another process holds the drain lock: this cycle was skipped
+
+
+def drain_lock(db: SpoolDatabase) -> FileLock:
+    """The lock a drain cycle holds on `db`, a file beside it (`<spool>.drain.lock`)."""
+    return FileLock(Path(f"{db.path}.drain.lock"))
 
 
 @dataclass(frozen=True)
@@ -59,6 +70,7 @@ class Drainer:
         config_retry: timedelta = timedelta(seconds=60),
         clock: Clock = utc_now,
         random_fraction: Callable[[], float] = random.random,
+        lock_wait_seconds: float = 1.0,
     ) -> None:
         self.queue = queue
         self.sink = sink
@@ -67,20 +79,45 @@ class Drainer:
         self.config_retry = config_retry
         self._clock = clock
         self._random_fraction = random_fraction
+        self.lock = drain_lock(queue.db)
+        self.lock_wait_seconds = lock_wait_seconds
         self._failures = 0
         self._retry_at: datetime | None = None
+        self._transient_backoff = False
 
     @property
     def retry_at(self) -> datetime | None:
         """When the next try after a failure is allowed; None when healthy."""
         return self._retry_at
 
+    def retry_soon(self) -> bool:
+        """The sink's database answered something else: end a transient failure's backoff
+        so the backlog drains now, not when a minute-long backoff runs out. Configuration
+        errors keep their slow retry. True if a wait was cut short."""
+        if self._retry_at is None or not self._transient_backoff:
+            return False
+        self._retry_at = None
+        return True
+
     def drain_once(self, now: datetime | None = None, *, force: bool = False) -> DrainReport:
         """Run one cycle at `now` (default: the clock). `force` drains everything now,
-        ignoring batch size, age and backoff."""
+        ignoring batch size, age and backoff.
+
+        If another process holds the drain lock for `lock_wait_seconds`, the cycle is
+        skipped (`Outcome.LOCKED`): the next one comes soon, and nothing is lost by waiting.
+        """
         now = now or self._clock()
         if not force and self._retry_at is not None and now < self._retry_at:
             return DrainReport(Outcome.BACKING_OFF, retry_at=self._retry_at)
+        if not self.lock.acquire(self.lock_wait_seconds):
+            log.debug("drain cycle skipped: another process holds %s", self.lock.path)
+            return DrainReport(Outcome.LOCKED, error=f"{self.lock.path} is held elsewhere")
+        try:
+            return self._drain_locked(now, force)
+        finally:
+            self.lock.release()
+
+    def _drain_locked(self, now: datetime, force: bool) -> DrainReport:
         plan = plan_drain(self.queue.backlog(), now, self.policy, force=force)
         if not plan.rows:
             return DrainReport(Outcome.IDLE)
@@ -156,6 +193,7 @@ class Drainer:
         self, now: datetime, outcome: Outcome, exc: Exception, attempted: int
     ) -> DrainReport:
         self._failures += 1
+        self._transient_backoff = outcome is Outcome.TRANSIENT_ERROR
         if outcome is Outcome.CONFIG_ERROR:
             delay = self.config_retry
         else:

@@ -21,6 +21,13 @@ class SpoolCorruptError(SpoolError):
     """The spool file failed its integrity check; it is left untouched for salvage."""
 
 
+class SpoolPermissionError(SpoolError):
+    """The spool file or its directory is open to other users; the spool refuses to open.
+
+    What a spool holds is often personal data: it must stay 0600 in a 0700 directory.
+    """
+
+
 class SinkError(Exception):
     """Base class for errors a sink raises when it could not write a batch.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -22,6 +22,7 @@ from spool.policy import KeyBacklog
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 # SQLite's default limit on bound parameters is 32766; stay far below it.
 _CHUNK = 500
+_Row = tuple[int, str, str, int, bytes]  # seq, id, key, enqueued_at, payload
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,14 @@ class DeadLetter:
     payload: bytes
     error: str
     failed_at: datetime
+
+
+@dataclass(frozen=True)
+class Removed:
+    """How many records and dead letters a `remove_matching` deleted."""
+
+    records: int
+    dead_letters: int
 
 
 @dataclass(frozen=True)
@@ -211,9 +220,10 @@ class DurableQueue:
         if records:
             self.db.write(lambda conn: self.remove_in(conn, records))
 
-    def remove_in(self, conn: sqlite3.Connection, records: Sequence[SpoolRecord]) -> None:
+    def remove_in(self, conn: sqlite3.Connection, records: Sequence[SpoolRecord]) -> int:
+        """Delete those of `records` still stored, keeping the keys table exact; how many."""
         if not records:
-            return
+            return 0
         if self._is_whole_range(conn, records):
             # The drain removes the oldest records: exactly those in [min, max] seq. One
             # range delete frees contiguous pages instead of hunting rows one by one.
@@ -227,6 +237,37 @@ class DurableQueue:
         else:
             removed_by_key = self._remove_listed(conn, records)
         self._forget(conn, removed_by_key)
+        return sum(removed_by_key.values())
+
+    def remove_matching(self, predicate: Callable[[bytes], bool]) -> Removed:
+        """Delete every record and dead letter whose payload satisfies `predicate`.
+
+        For erasing data on request (the queue cannot know what a payload means). Each table
+        is walked in batches of rows by seq, each batch removed in its own short transaction,
+        so memory stays bounded and appends are never held up for long. Rows appended during
+        the walk may or may not be seen; a caller that must not miss a concurrent drain's
+        rows holds the drain lock.
+        """
+        records = 0
+        for batch in self._scan(self._records, predicate):
+            records += self.db.write(partial(self.remove_in, records=[_record(r) for r in batch]))
+        dead = 0
+        for batch in self._scan(self._dead, predicate):
+            dead += self.purge_dead_letters(row[1] for row in batch)
+        return Removed(records, dead)
+
+    def _scan(self, table: str, predicate: Callable[[bytes], bool]) -> Iterator[list[_Row]]:
+        """The rows of `table` that match, a batch at a time; each batch is its own short
+        read, so the WAL is never pinned."""
+        after = 0
+        while True:
+            rows = self.db.read(partial(_rows_after, table, after))
+            if not rows:
+                return
+            after = rows[-1][0]
+            matching = [row for row in rows if predicate(bytes(row[4]))]
+            if matching:
+                yield matching
 
     def _is_whole_range(self, conn: sqlite3.Connection, records: Sequence[SpoolRecord]) -> bool:
         """True when the records are exactly the rows now stored in [min seq, max seq]."""
@@ -356,9 +397,19 @@ def validate_queue_name(name: str) -> None:
         raise ValueError(f"queue name {name!r} must match {_NAME.pattern}")
 
 
-def _record(row: tuple[int, str, str, int, bytes]) -> SpoolRecord:
+def _record(row: _Row) -> SpoolRecord:
     seq, rid, key, at, payload = row
     return SpoolRecord(seq, rid, key, from_micros(at), bytes(payload))
+
+
+def _rows_after(table: str, after: int, conn: sqlite3.Connection) -> list[_Row]:
+    """The next batch of a records or dead-letter table (both start with these columns)."""
+    rows: list[_Row] = conn.execute(
+        f"SELECT seq, id, key, enqueued_at, payload FROM {table} WHERE seq > ? ORDER BY seq"
+        " LIMIT ?",
+        (after, _CHUNK),
+    ).fetchall()
+    return rows
 
 
 def _chunks(values: Sequence[int]) -> Iterable[Sequence[int]]:
@@ -371,5 +422,6 @@ __all__ = [
     "DeadLetter",
     "DurableQueue",
     "QueueStats",
+    "Removed",
     "SpoolRecord",
 ]

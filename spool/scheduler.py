@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -42,8 +43,11 @@ class DrainScheduler:
         *,
         interval_seconds: float = 1.0,
         max_cycles_per_run: int = 1_000,
+        on_cycle: Callable[[DrainReport, float], None] | None = None,
     ) -> None:
+        """`on_cycle(report, seconds)` sees every scheduled cycle (metrics, health)."""
         self.drainer = drainer
+        self._on_cycle = on_cycle
         self.interval_seconds = interval_seconds
         self.max_cycles_per_run = max_cycles_per_run
         self._scheduler = BackgroundScheduler(timezone=UTC)
@@ -83,7 +87,10 @@ class DrainScheduler:
             for _ in range(self.max_cycles_per_run):
                 if self._stopping.is_set():
                     break
+                started = time.perf_counter()
                 report = self.drainer.drain_once()
+                if self._on_cycle is not None:
+                    self._on_cycle(report, time.perf_counter() - started)
                 written += report.rows_written + report.dead_lettered
                 if not report.more_due:
                     break

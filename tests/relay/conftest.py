@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from relay import admin
+from relay.delivery_worker import DeliveryWorker
 from relay.filters import Filter, parse_filters
 from relay.schema import events
 from relay.service import RelayService
@@ -81,6 +82,12 @@ class RunningRelay:
     server: ThreadedServer
     url: str
 
+    @property
+    def worker(self) -> DeliveryWorker:
+        """The in-process deliveries (tests run the dispatcher inside the relay's process)."""
+        assert self.service.worker is not None
+        return self.service.worker
+
     def post(
         self,
         company: uuid.UUID,
@@ -114,6 +121,7 @@ def start_relay(
     running: list[RunningRelay] = []
 
     def start(**overrides: Any) -> RunningRelay:
+        overrides.setdefault("allow_private_destinations", True)  # receivers on 127.0.0.1
         settings = RelaySettings(
             database_url=pg_url,
             spool_path=tmp_path / "spool" / "spool.db",

@@ -64,7 +64,7 @@ def run_due(parts: Parts, config: DispatchConfig | None = None) -> int:
     """One dispatcher pass over what is due now, waiting for its attempts."""
 
     async def go() -> int:
-        clients = HostClients(connections_per_host=8)
+        clients = HostClients(connections_per_host=8, allow_private_destinations=True)
         dispatcher = Dispatcher(
             parts.inbox,
             parts.outbox,

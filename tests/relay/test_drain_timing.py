@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from relay.components import EXECUTION_LOG_QUEUE
 from relay.database import make_engine
 from relay.sink import ExecutionLogSink
-from spool import Drainer, DrainPolicy, DurableQueue, Outcome, SpoolDatabase
+from spool import ConfigSinkError, Drainer, DrainPolicy, DurableQueue, Outcome, SpoolDatabase
 from tests.conftest import append_results, assert_logged_once, logged_ids
 
 START = "2026-11-25 12:00:00"
@@ -158,3 +158,42 @@ def test_a_failure_log_says_what_stays_and_when_the_next_try_is(
     [line] = [r.getMessage() for r in caplog.records if r.name == "spool.drain"]
     assert "60 rows stay in the spool" in line
     assert "next try in 1.0 s at 2026-11-25T12:00:01+00:00" in line
+
+
+def test_an_answer_from_the_database_ends_a_transient_backoff_at_once(
+    frozen: FrozenDateTimeFactory, outbox: DurableQueue, sink: ExecutionLogSink, pg_engine: Engine
+) -> None:
+    """The relay's registry check reaches the database again: the backlog drains now, not
+    when a minute-long backoff runs out."""
+    dead_engine = make_engine(
+        f"postgresql+psycopg://postgres@127.0.0.1:{unused_port()}/nothing", timeout_seconds=2
+    )
+    drainer = Drainer(outbox, ExecutionLogSink(dead_engine), DrainPolicy())
+    ids = append_results(outbox, uuid.uuid4(), 50)
+    for _ in range(7):  # the backoff has grown to its cap
+        assert drainer.drain_once().outcome is Outcome.TRANSIENT_ERROR
+        assert drainer.retry_at is not None
+        frozen.move_to(drainer.retry_at)
+    assert drainer.drain_once().outcome is Outcome.TRANSIENT_ERROR
+    dead_engine.dispose()
+    assert drainer.drain_once().outcome is Outcome.BACKING_OFF
+
+    drainer.sink = sink  # the database is back, and something else noticed
+    assert drainer.retry_soon() is True
+    assert drainer.drain_once().rows_written == 50  # at the same frozen instant
+    assert_logged_once(pg_engine, ids)
+    assert drainer.retry_soon() is False  # healthy: nothing to cut short
+
+
+def test_a_configuration_error_keeps_its_slow_retry_when_the_database_answers(
+    frozen: FrozenDateTimeFactory, outbox: DurableQueue
+) -> None:
+    class MisconfiguredSink:
+        def write(self, records: object) -> None:
+            raise ConfigSinkError("permission denied for table webhook_executions")
+
+    drainer = Drainer(outbox, MisconfiguredSink(), DrainPolicy())
+    append_results(outbox, uuid.uuid4(), 50)
+    assert drainer.drain_once().outcome is Outcome.CONFIG_ERROR
+    assert drainer.retry_soon() is False  # answering a SELECT does not fix a GRANT
+    assert drainer.drain_once().outcome is Outcome.BACKING_OFF

@@ -60,8 +60,7 @@ def event_body(company: uuid.UUID, **fields: Any) -> bytes:
 
 def settled(relay: RunningRelay) -> bool:
     """No delivery waits in the inbox or is in flight."""
-    service = relay.service
-    return service.inbox.queue.count() == 0 and service.dispatcher.in_flight == 0
+    return relay.service.inbox.queue.count() == 0 and relay.worker.dispatcher.in_flight == 0
 
 
 def assert_json_error(response: httpx.Response, status: int, field: str | None = None) -> None:

@@ -84,7 +84,7 @@ def test_a_hanging_receiver_does_not_block_another(
     assert eventually(lambda: len(second_receiver.receiver.on("/ok")) == 6, timeout=10)
     # The hanging host never holds more than its per-host share of the in-flight slots.
     assert len(receiver.receiver.on("/hang")) == 2
-    assert relay.service.dispatcher.in_flight == 2
+    assert relay.worker.dispatcher.in_flight == 2
 
 
 def test_filters_choose_the_webhooks(
@@ -119,6 +119,7 @@ def test_a_relay_killed_right_after_202_delivers_after_restart(
         "RELAY_SPOOL_PATH": str(tmp_path / "spool.db"),
         "RELAY_MAX_AGE_SECONDS": "0.5",
         "RELAY_DRAIN_INTERVAL_SECONDS": "0.2",
+        "RELAY_ALLOW_PRIVATE_DESTINATIONS": "true",
     }
     relay = _start_relay_process(env, free_port())
     try:

@@ -1,0 +1,59 @@
+"""`GET /readyz`: should traffic come here? Each check names what is wrong, so the probe's
+answer says what to fix.
+
+Not ready when: the relay is stopping; the registry never loaded; the spool cannot take a
+write transaction or is at its bound; the dispatcher process is not running; or the
+execution-log drain has failed for longer than `RELAY_READY_MAX_DRAIN_FAILURE_SECONDS` (a
+short database outage is what the spool is for; a long one needs someone).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry
+
+from relay.intake import IntakeState
+from spool import SpoolDatabase, SpoolError
+
+DRAIN_FAILING_SINCE_SAMPLE = "relay_drain_failing_since_timestamp_seconds"
+
+
+@dataclass(frozen=True)
+class Readiness:
+    intake: IntakeState
+    spool: SpoolDatabase
+    metrics: CollectorRegistry
+    dispatcher_running: Callable[[], bool]
+    max_drain_failure_seconds: float
+
+    def problems(self) -> list[str]:
+        """Why the relay is not ready; empty when it is. Blocking: call from a thread."""
+        found = []
+        if not self.intake.accepting:
+            found.append("the relay is shutting down")
+        if not self.intake.registry.loaded:
+            found.append("the webhook registry has not loaded yet")
+        found += self._spool_problems()
+        if not self.dispatcher_running():
+            found.append("the dispatcher process is not running")
+        failing_since = self.metrics.get_sample_value(DRAIN_FAILING_SINCE_SAMPLE) or 0.0
+        if failing_since and time.time() - failing_since > self.max_drain_failure_seconds:
+            found.append(
+                f"the execution-log drain has failed for {time.time() - failing_since:.0f} s "
+                "(the database is unreachable or refuses the rows; see the log)"
+            )
+        return found
+
+    def _spool_problems(self) -> list[str]:
+        try:
+            self.spool.write(lambda _conn: None)  # takes the write lock; writes nothing
+            used = self.spool.used_bytes()
+        except SpoolError as exc:
+            return [f"the spool cannot be written: {exc}"]
+        bound = self.spool.max_bytes
+        if bound is not None and used >= bound:
+            return [f"the spool is full ({used} of {bound} bytes)"]
+        return []

@@ -1,0 +1,58 @@
+"""Masks secrets in text bound for a log line or an error message.
+
+Two layers: the secret values the process knows (the intake token, the database password,
+webhook secrets as the registry loads them) are registered and masked wherever they appear;
+and shapes that are secrets whatever their value (`whsec_...`, `Bearer ...`, a password in a
+URL or a libpq conninfo) are masked even when nobody registered them.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+MASK = "***"
+
+_SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"whsec_[A-Za-z0-9+/=]+"), f"whsec_{MASK}"),
+    (re.compile(r"(?i)\b(bearer\s+)[^\s'\",;]+"), rf"\g<1>{MASK}"),
+    # scheme://user:password@host; user and password as they appear in a URL
+    (re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s]+@"), rf"\g<1>{MASK}@"),
+    (re.compile(r"(?i)\b(password\s*=\s*)('[^']*'|[^\s'\"]+)"), rf"\g<1>{MASK}"),
+)
+
+
+class Redactor:
+    """Registered secret values plus the fixed shapes above; safe to use from any thread."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+        self._known: re.Pattern[str] | None = None
+        self._lock = threading.Lock()
+
+    def register(self, secret: str | None) -> None:
+        """Mask `secret` from now on (None and "" are ignored).
+
+        Every length is masked, however short: a short secret is still one, and it is only
+        the log that gets harder to read.
+        """
+        if not secret or secret in self._secrets:
+            return
+        with self._lock:
+            self._secrets.add(secret)
+            # Longest first, so a secret that contains another is masked whole.
+            ordered = sorted(self._secrets, key=len, reverse=True)
+            self._known = re.compile("|".join(re.escape(value) for value in ordered))
+
+    def redact(self, text: str) -> str:
+        known = self._known
+        if known is not None:
+            text = known.sub(MASK, text)
+        for shape, replacement in _SHAPES:
+            text = shape.sub(replacement, text)
+        return text
+
+
+_default = Redactor()
+register = _default.register
+redact = _default.redact
