@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 
 from relay import __version__, migrations, redaction
+from relay.child_process import become_child
 from relay.cli_purge import add_purge_command
 from relay.cli_registry import add_registry_commands
 from relay.cli_retention import add_retention_command
@@ -112,6 +113,8 @@ def _parser() -> argparse.ArgumentParser:
         default=300.0,
         help="with --once: give up after this many seconds (default 300)",
     )
+    # `relay serve` runs the drain as its child with this; not for people (hidden).
+    drain.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
     drain.set_defaults(handler=_drain)
 
     add_spool_commands(commands)
@@ -178,7 +181,12 @@ def _migrate(_args: argparse.Namespace, settings: RelaySettings) -> int:
 
 def _drain(args: argparse.Namespace, settings: RelaySettings) -> int:
     if not args.once:
-        run_drain_worker(settings, stop_on_signals())
+        stop = stop_on_signals()
+        if args.parent_pid is None:
+            run_drain_worker(settings, stop)
+        else:  # intake's process opened (and checked) the spool a moment ago
+            become_child(args.parent_pid, settings.background_nice)
+            run_drain_worker(settings, stop, check_integrity=False)
         return 0
     with execution_log(settings) as log:
         report = flush(log.drainer, args.deadline)

@@ -14,6 +14,7 @@ from relay.sink import ExecutionLogSink
 from spool import Drainer, DurableQueue, SpoolDatabase
 
 EXECUTION_LOG_QUEUE = "outbox"
+SAFETY_NET_CHECKPOINT_PAGES = 10_000  # 40 MB of WAL at the default page size
 
 
 @dataclass
@@ -38,6 +39,10 @@ def open_spool(
         synchronous=settings.spool_synchronous,
         max_bytes=settings.spool_max_bytes,
         check_integrity=check_integrity,
+        # The drain job checkpoints every second without blocking writers; SQLite's own
+        # checkpoint would run inside an intake or delivery commit. This one is a safety net
+        # for when no drain runs (the dispatcher process down).
+        autocheckpoint_pages=SAFETY_NET_CHECKPOINT_PAGES,
     )
     return spool, DurableQueue(spool, EXECUTION_LOG_QUEUE)
 
@@ -53,9 +58,11 @@ def execution_drainer(queue: DurableQueue, engine: Engine, settings: RelaySettin
 
 
 @contextmanager
-def execution_log(settings: RelaySettings) -> Iterator[ExecutionLog]:
+def execution_log(
+    settings: RelaySettings, *, check_integrity: bool = True
+) -> Iterator[ExecutionLog]:
     """Open the spool and the database for draining; close both on exit."""
-    spool, queue = open_spool(settings)
+    spool, queue = open_spool(settings, check_integrity=check_integrity)
     try:
         engine = open_database(settings)
     except BaseException:

@@ -7,7 +7,12 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 
+from relay.connection_watchdog import ConnectionWatchdog
 from spool.database import ensure_private_directory
+
+# A checkout runs one heavy statement (a COPY, a query), bounded by the server's
+# statement_timeout, and a few light ones; past this share of the timeout it is cut.
+CHECKOUT_LIMIT_FACTOR = 1.5
 
 
 def display_url(url: str | URL) -> str:
@@ -24,7 +29,7 @@ def make_engine(url: str, *, timeout_seconds: float = 30) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "postgresql":
         millis = int(timeout_seconds * 1000)
-        return create_engine(
+        engine = create_engine(
             parsed,
             pool_size=2,
             max_overflow=2,
@@ -36,10 +41,19 @@ def make_engine(url: str, *, timeout_seconds: float = 30) -> Engine:
                 "connect_timeout": max(1, int(timeout_seconds)),
                 "options": f"-c statement_timeout={millis} -c lock_timeout={millis}",
                 "application_name": "webhook-relay",
+                # A silent network cut (no RST, packets dropped) would otherwise hang a
+                # query for the kernel's retransmission time, many minutes: unacknowledged
+                # data fails after the timeout, and an idle wait is probed as often.
+                "tcp_user_timeout": millis,
                 "keepalives": 1,
-                "keepalives_idle": 30,
+                "keepalives_idle": max(1, int(timeout_seconds)),
+                "keepalives_interval": max(1, int(timeout_seconds / 3)),
+                "keepalives_count": 3,
             },
         )
+        # Statements are bounded by the server; a checkout by this, whatever the network.
+        ConnectionWatchdog(CHECKOUT_LIMIT_FACTOR * timeout_seconds + 0.5).watch(engine)
+        return engine
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             ensure_private_directory(Path(parsed.database).parent)

@@ -99,8 +99,8 @@ def run_demo(*, events: int, companies: int, seed: int = 7) -> DemoSummary:
             )
             with _relay(settings) as (service, relay_url):
                 _burst(relay_url, token, company_ids, sample, rng, events)
-                assert service.worker is not None
-                sink = service.worker.drain.drainer.sink
+                assert service.drain is not None
+                sink = service.drain.scheduler.drainer.sink
                 assert isinstance(sink, ExecutionLogSink)
                 _wait_until_logged(service, receiver, deadline=60)
             return DemoSummary(

@@ -2,7 +2,7 @@
 answer says what to fix.
 
 Not ready when: the relay is stopping; the registry never loaded; the spool cannot take a
-write transaction or is at its bound; the dispatcher process is not running; or the
+write transaction or is at its bound; the dispatcher or drain process is not running; or the
 execution-log drain has failed for longer than `RELAY_READY_MAX_DRAIN_FAILURE_SECONDS` (a
 short database outage is what the spool is for; a long one needs someone).
 """
@@ -26,7 +26,7 @@ class Readiness:
     intake: IntakeState
     spool: SpoolDatabase
     metrics: CollectorRegistry
-    dispatcher_running: Callable[[], bool]
+    children_down: Callable[[], list[str]]
     max_drain_failure_seconds: float
 
     def problems(self) -> list[str]:
@@ -37,8 +37,7 @@ class Readiness:
         if not self.intake.registry.loaded:
             found.append("the webhook registry has not loaded yet")
         found += self._spool_problems()
-        if not self.dispatcher_running():
-            found.append("the dispatcher process is not running")
+        found += [f"the {name} process is not running" for name in self.children_down()]
         failing_since = self.metrics.get_sample_value(DRAIN_FAILING_SINCE_SAMPLE) or 0.0
         if failing_since and time.time() - failing_since > self.max_drain_failure_seconds:
             found.append(

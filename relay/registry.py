@@ -13,7 +13,7 @@ import logging
 import threading
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import anyio.to_thread
@@ -150,7 +150,6 @@ class Registry:
         self._fingerprint: tuple[object, ...] | None = None
         self._lock = threading.Lock()
         self.loaded = False  # until the first load, nothing is known: intake answers 503
-        self.reachable = False  # did the last query of the database succeed
 
     @property
     def snapshot(self) -> RegistrySnapshot:
@@ -163,11 +162,10 @@ class Registry:
             snapshot = load_snapshot(self.engine)
         except sa.exc.SQLAlchemyError as exc:
             log.warning("registry refresh failed, serving the last good one: %s", exc)
-            self.reachable = False
             return False
         with self._lock:
             self._snapshot, self._fingerprint = snapshot, mark
-            self.loaded = self.reachable = True
+            self.loaded = True
         log.debug("registry loaded: %d webhooks", len(snapshot.webhooks))
         return True
 
@@ -177,27 +175,16 @@ class Registry:
             mark = fingerprint(self.engine)
         except sa.exc.SQLAlchemyError as exc:
             log.warning("registry check failed, serving the last good one: %s", exc)
-            self.reachable = False
             return False
-        self.reachable = True
         if mark == self._fingerprint:
             return False
         return self.refresh()
 
 
-async def keep_fresh(
-    registry: Registry,
-    *,
-    reload_seconds: float,
-    check_seconds: float,
-    on_database_answer: Callable[[], None] | None = None,
-) -> None:
+async def keep_fresh(registry: Registry, *, reload_seconds: float, check_seconds: float) -> None:
     """Forever: a cheap fingerprint check every `check_seconds`, a full reload every
     `reload_seconds` (catches changes the fingerprint cannot see), and a full load while
-    nothing has loaded yet. Blocking queries run in a worker thread.
-
-    `on_database_answer` runs after each check the database answered: the check doubles as
-    the probe that tells a backing-off drain the database is back."""
+    nothing has loaded yet. Blocking queries run in a worker thread."""
     checks_per_reload = max(1, round(reload_seconds / check_seconds))
     check = 0
     while True:
@@ -207,5 +194,3 @@ async def keep_fresh(
             await anyio.to_thread.run_sync(registry.refresh)
         else:
             await anyio.to_thread.run_sync(registry.refresh_if_changed)
-        if registry.reachable and on_database_answer is not None:
-            on_database_answer()

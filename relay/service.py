@@ -17,23 +17,31 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
+from typing import Protocol
 
 import anyio.to_thread
 import uvicorn
 from starlette.applications import Starlette
 
-from relay.components import open_database, open_spool
+from relay.child_process import ChildProcess
+from relay.components import execution_drainer, open_database, open_spool
 from relay.database import display_url
 from relay.delivery_worker import DeliveryWorker
-from relay.dispatcher_process import DispatcherProcess
+from relay.dispatcher_process import STOP_MARGIN_SECONDS, DispatcherProcess
 from relay.inbox import EventInbox
 from relay.intake import IntakeState, create_intake_app
-from relay.metrics import SpoolCollector, exposition_registry, multiprocess_directory
+from relay.metrics import (
+    DrainMetrics,
+    SpoolCollector,
+    exposition_registry,
+    multiprocess_directory,
+)
 from relay.ops_routes import ops_routes
 from relay.readiness import Readiness
 from relay.registry import Registry, keep_fresh
 from relay.settings import RelaySettings
-from spool import utc_now
+from relay.worker import stop_drain
+from spool import DrainScheduler, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +74,36 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+class BackgroundPart(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class InProcessDrain:
+    """The drain job in this process (tests, `relay demo`)."""
+
+    def __init__(self, scheduler: DrainScheduler, settings: RelaySettings) -> None:
+        self.scheduler, self._settings = scheduler, settings
+
+    async def start(self) -> None:
+        self.scheduler.start()
+
+    async def stop(self) -> None:
+        await anyio.to_thread.run_sync(stop_drain, self.scheduler, self._settings)
+
+
 class RelayService:
     """Owns every long-lived part of a running relay.
 
-    Deliveries run in this process (`separate_dispatcher=False`: tests, `relay demo`) or in
-    a `relay dispatcher` child (`relay serve`), so that intake keeps a core to itself.
+    Deliveries and the drain run in this process (tests, `relay demo`), or, with
+    `separate_processes` (`relay serve`), in two children, `relay dispatcher` and `relay
+    drain`: intake keeps a core and a GIL to itself, and the drain does not slow the
+    dispatcher down. They start in order and stop in order: the dispatcher's last outcomes
+    are in the spool before the drain's final flush.
     """
 
-    def __init__(self, settings: RelaySettings, *, separate_dispatcher: bool = False) -> None:
+    def __init__(self, settings: RelaySettings, *, separate_processes: bool = False) -> None:
         self.settings = settings
         self.spool, self.outbox = open_spool(settings)
         self.inbox = EventInbox(
@@ -82,18 +112,34 @@ class RelayService:
         self.engine = open_database(settings)
         self.registry = Registry(self.engine)
         self.worker: DeliveryWorker | None = None
-        self.dispatcher_process: DispatcherProcess | None = None
-        self.deliveries: DispatcherProcess | DeliveryWorker
+        self.drain: InProcessDrain | None = None
+        self.children: list[ChildProcess] = []
+        self.parts: list[BackgroundPart]
         child_metrics: Path | None = None
-        if separate_dispatcher:
+        if separate_processes:
             child_metrics = multiprocess_directory(settings.spool_path)
-            self.deliveries = self.dispatcher_process = DispatcherProcess(
-                settings, metrics_directory=child_metrics
+            dispatcher = DispatcherProcess(settings, metrics_directory=child_metrics)
+            drain = ChildProcess(
+                "drain",
+                ["drain"],
+                metrics_directory=child_metrics,
+                stop_timeout=settings.shutdown_flush_seconds + STOP_MARGIN_SECONDS,
             )
+            self.children = [dispatcher.child, drain]
+            self.parts = [dispatcher, drain]
+            wake = dispatcher.wake
         else:
-            self.deliveries = self.worker = DeliveryWorker(
-                settings, self.inbox, self.outbox, self.engine, self.registry
+            self.worker = DeliveryWorker(settings, self.inbox, self.outbox, self.registry)
+            self.drain = InProcessDrain(
+                DrainScheduler(
+                    execution_drainer(self.outbox, self.engine, settings),
+                    interval_seconds=settings.drain_interval_seconds,
+                    on_cycle=DrainMetrics().record,
+                ),
+                settings,
             )
+            self.parts = [self.worker, self.drain]
+            wake = self.worker.wake
         self.metrics = exposition_registry(
             SpoolCollector(self.spool, self.inbox.queue, self.outbox),
             child_directory=child_metrics,
@@ -105,33 +151,33 @@ class RelayService:
             clock=utc_now,
             max_body_bytes=settings.max_body_bytes,
             token=token,
-            on_accepted=self.deliveries.wake,
+            on_accepted=wake,
         )
         readiness = Readiness(
             intake=self.intake,
             spool=self.spool,
             metrics=self.metrics,
-            dispatcher_running=self._dispatcher_running,
+            children_down=self._children_down,
             max_drain_failure_seconds=settings.ready_max_drain_failure_seconds,
         )
         self.app: Starlette = create_intake_app(self.intake, ops_routes(readiness, self.metrics))
         self.app.router.lifespan_context = self._lifespan
 
-    def _dispatcher_running(self) -> bool:
-        return self.dispatcher_process is None or self.dispatcher_process.pid is not None
+    def _children_down(self) -> list[str]:
+        return [child.name for child in self.children if child.pid is None]
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         settings = self.settings
         await anyio.to_thread.run_sync(self.registry.refresh)
-        await self.deliveries.start()
+        for part in self.parts:
+            await part.start()
         background = [
             asyncio.create_task(
                 keep_fresh(
                     self.registry,
                     reload_seconds=settings.registry_refresh_seconds,
                     check_seconds=settings.registry_check_seconds,
-                    on_database_answer=self.worker.database_answered if self.worker else None,
                 ),
                 name="registry",
             ),
@@ -151,7 +197,8 @@ class RelayService:
 
     async def _shutdown(self, background: list[asyncio.Task[None]]) -> None:
         self.intake.accepting = False
-        await self.deliveries.stop()
+        for part in self.parts:
+            await part.stop()
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
@@ -199,7 +246,7 @@ class _RelayServer(uvicorn.Server):
 def serve(settings: RelaySettings, host: str, port: int) -> None:
     """Run the relay until SIGTERM/SIGINT."""
     check_bind_address(host, settings.intake_token is not None)
-    service = RelayService(settings, separate_dispatcher=True)
+    service = RelayService(settings, separate_processes=True)
     config = uvicorn.Config(
         service.app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
     )

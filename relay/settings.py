@@ -89,6 +89,12 @@ class RelaySettings(BaseSettings):
         2, gt=0, description="How often a cheap query looks for registry changes."
     )
     idempotency_hours: float = Field(24, gt=0, description="How long a caller's id is remembered.")
+    background_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="CPU niceness of the dispatcher and drain processes: intake goes first.",
+    )
     ready_max_drain_failure_seconds: float = Field(
         300,
         gt=0,

@@ -1,4 +1,5 @@
-"""The long-running drain: the scheduler job until a signal, then a bounded flush."""
+"""The long-running drain (`relay drain`, and `relay serve`'s drain process): the scheduler
+job and the log's upkeep until a signal, then a bounded flush."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from types import FrameType
 
 from relay.components import execution_log
 from relay.database import display_url
+from relay.log_maintenance import PROBE_SECONDS, LogMaintenance
+from relay.metrics import DrainMetrics
 from relay.settings import RelaySettings
-from spool import DrainScheduler, FlushReport
+from spool import DrainScheduler, FlushReport, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -28,15 +31,23 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-def run_drain_worker(settings: RelaySettings, stop: threading.Event) -> FlushReport:
+def run_drain_worker(
+    settings: RelaySettings, stop: threading.Event, *, check_integrity: bool = True
+) -> FlushReport:
     """Drain on schedule until `stop` is set; then flush within the shutdown deadline.
 
     Leftovers of an earlier run drain at start; what the flush cannot write stays in the
-    spool for the next start.
+    spool for the next start. Meanwhile `LogMaintenance` probes a database the drain is
+    backing off from, and runs the daily retention job.
     """
-    with execution_log(settings) as execution:
+    with execution_log(settings, check_integrity=check_integrity) as execution:
         scheduler = DrainScheduler(
-            execution.drainer, interval_seconds=settings.drain_interval_seconds
+            execution.drainer,
+            interval_seconds=settings.drain_interval_seconds,
+            on_cycle=DrainMetrics().record,
+        )
+        maintenance = LogMaintenance(
+            scheduler, execution.engine, retention_days=settings.retention_days, now=utc_now()
         )
         scheduler.start()
         log.info(
@@ -45,5 +56,17 @@ def run_drain_worker(settings: RelaySettings, stop: threading.Event) -> FlushRep
             display_url(execution.engine.url),
             settings.drain_interval_seconds,
         )
-        stop.wait()
-        return scheduler.shutdown(settings.shutdown_flush_seconds)
+        while not stop.wait(PROBE_SECONDS):
+            maintenance.tick(utc_now())
+        return stop_drain(scheduler, settings)
+
+
+def stop_drain(scheduler: DrainScheduler, settings: RelaySettings) -> FlushReport:
+    """Stop the drain job and flush what is pending within the shutdown deadline."""
+    flush = scheduler.shutdown(settings.shutdown_flush_seconds)
+    log.info(
+        "drain stopped: execution log flushed %d rows, %d stay in the spool",
+        flush.rows_written,
+        flush.rows_left,
+    )
+    return flush

@@ -32,9 +32,11 @@ pytestmark = pytest.mark.faults
 GRACE = 1.5
 FLUSH = 15.0
 TENTH = ({"field_path": "tenth", "operator": "equals", "value": True},)
+# The dispatcher stops first, then the drain flushes (its own process, its own line).
 STOPPED = re.compile(
-    r"relay stopped: (\d+) deliveries wait in the inbox \((\d+) handed back in flight\); "
-    r"execution log flushed (\d+) rows, (\d+) stay in the spool"
+    r"dispatcher stopped: (\d+) deliveries wait in the inbox \((\d+) handed back in flight\)"
+    r".*drain stopped: execution log flushed (\d+) rows, (\d+) stay in the spool",
+    re.DOTALL,
 )
 
 
