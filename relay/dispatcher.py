@@ -34,7 +34,7 @@ from relay.metrics import count_delivery
 from relay.registry import Registry
 from relay.retry import RetryPolicy, is_success, parse_retry_after
 from relay.signing import sign
-from spool import Clock, DurableQueue, SpoolError, utc_now
+from spool import Clock, DurableQueue, utc_now
 from spool.schedule import ScheduledItem
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 USER_AGENT = f"relay/{__version__}"
 RESPONSE_READ_LIMIT = 64 * 1024  # read (and discard) at most this much of an answer
 IDLE_POLL = timedelta(seconds=1)
+# Outcomes finishing this close together share one spool transaction: an outcome with its
+# log record dirties about four pages, most of them shared with its neighbours'.
+STORE_GATHER = timedelta(milliseconds=5)
 
 
 @dataclass(frozen=True)
@@ -99,10 +102,13 @@ class Dispatcher:
         self._clock = clock
         self._random_fraction = random_fraction
         self._in_flight: dict[int, asyncio.Task[None]] = {}
-        # Outcomes the spool could not store (disk full): kept here and stored as soon as it
-        # can, so the attempt is logged once and the receiver is not POSTed again for it.
-        self._unrecorded: dict[int, _Outcome] = {}
-        self._to_store: list[tuple[_Outcome, asyncio.Future[None]]] = []
+        # Outcomes decided but not yet in the spool: gathered for `STORE_GATHER` into one
+        # transaction, or held while the spool cannot take them (disk full), so the attempt
+        # is logged once and the receiver is not POSTed again for it. Never started again
+        # meanwhile (`_busy`).
+        self._unstored: dict[int, _Outcome] = {}
+        self._store_timer: asyncio.TimerHandle | None = None
+        self._store_failing = False
         self._per_host: Counter[str] = Counter()
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -124,7 +130,7 @@ class Dispatcher:
             self._wake.clear()
             wait = IDLE_POLL
             try:
-                self._store_unrecorded()
+                self._store_unstored()
                 if self.registry.loaded:
                     await self._start_due(self._clock())
                     wait = await self._until_next_due()
@@ -138,6 +144,7 @@ class Dispatcher:
         """Start what is due at `now` and wait for those attempts (tests, `relay demo`)."""
         started = await self._start_due(now or self._clock())
         await self.drain_in_flight(timeout=None)
+        self._store_unstored()
         return started
 
     async def stop(self, deadline_seconds: float) -> int:
@@ -149,12 +156,12 @@ class Dispatcher:
         self._stopping = True
         self._wake.set()
         cancelled = await self.drain_in_flight(timeout=deadline_seconds)
-        self._store_unrecorded()
-        if self._unrecorded:
+        self._store_unstored()
+        if self._unstored:
             log.warning(
                 "%d attempt outcomes could not be stored; those deliveries stay in the inbox "
                 "and will be POSTed again after the restart",
-                len(self._unrecorded),
+                len(self._unstored),
             )
         return cancelled
 
@@ -177,16 +184,7 @@ class Dispatcher:
 
     def _busy(self) -> set[int]:
         """Items not to start now: in flight, or done with an outcome not yet stored."""
-        return set(self._in_flight) | set(self._unrecorded)
-
-    def _store_unrecorded(self) -> None:
-        if not self._unrecorded:
-            return
-        try:
-            self._complete(list(self._unrecorded.values()))
-        except SpoolError:
-            return  # still no room: try again on the next pass
-        self._unrecorded.clear()
+        return set(self._in_flight) | set(self._unstored)
 
     async def _start_due(self, now: datetime) -> int:
         capacity = self.config.max_in_flight - len(self._in_flight)
@@ -244,41 +242,47 @@ class Dispatcher:
                 random_fraction=self._random_fraction(),
             )
             count_delivery("retry" if next_at else "failed", retry=next_at is not None)
-            await self._record(_Outcome(item, next_at, None))
+            self._record(_Outcome(item, next_at, None))
 
-    async def _record(self, outcome: _Outcome) -> None:
-        """Store the outcome, with every other one finished in the same pass of the loop;
-        if the spool cannot take them now, hold them until it can."""
-        loop = asyncio.get_running_loop()
-        stored: asyncio.Future[None] = loop.create_future()
-        self._to_store.append((outcome, stored))
-        if len(self._to_store) == 1:
-            loop.call_soon(self._store_batch)
-        await stored
+    def _record(self, outcome: _Outcome) -> None:
+        """Hand the outcome over for storing; the attempt's slot is free from now on."""
+        self._unstored[outcome.item.seq] = outcome
+        if self._store_timer is None:
+            loop = asyncio.get_running_loop()
+            self._store_timer = loop.call_later(STORE_GATHER.total_seconds(), self._store_unstored)
 
-    def _store_batch(self) -> None:
+    def _store_unstored(self) -> None:
         """One spool transaction for the outcomes gathered, run on the event loop's thread.
 
         On purpose not in a worker thread: while a worker holds the spool's write lock, each
         SQLite call hands the GIL to this busy loop and waits up to the switch interval
         (5 ms) to get it back, so the lock, which intake's process needs too, was held for
         up to 100 ms (measured). Here the transaction runs without those hand-offs, in
-        about a millisecond (mostly the fsync), while the loop waits.
+        about a millisecond (mostly the fsync), while the loop waits. If the spool cannot
+        take them, they stay held and the next pass of the loop tries again.
         """
-        batch, self._to_store = self._to_store, []
-        outcomes = [outcome for outcome, _ in batch]
+        if self._store_timer is not None:
+            self._store_timer.cancel()
+            self._store_timer = None
+        if not self._unstored:
+            return
+        outcomes = list(self._unstored.values())
         try:
             self._complete(outcomes)
         except Exception as exc:  # SpoolError (disk full ...) or a bug: never lose them
-            log.error(
-                "could not store the outcomes of %d attempts (%s); holding them in memory",
-                len(outcomes),
-                exc,
-            )
-            self._unrecorded.update((outcome.item.seq, outcome) for outcome in outcomes)
-        finally:
-            for _, stored in batch:
-                stored.set_result(None)
+            if not self._store_failing:
+                log.error(
+                    "could not store the outcomes of %d attempts (%s); holding them in memory "
+                    "until the spool takes them",
+                    len(outcomes),
+                    exc,
+                )
+            self._store_failing = True
+            return
+        if self._store_failing:
+            log.info("stored %d attempt outcomes held back", len(outcomes))
+        self._store_failing = False
+        self._unstored.clear()  # nothing was added meanwhile: this ran on the loop's thread
 
     async def _attempt_unguarded(self, item: ScheduledItem) -> None:
         try:
@@ -286,7 +290,7 @@ class Dispatcher:
         except (ValueError, KeyError, TypeError) as exc:
             log.error("inbox item %s is unreadable and is dropped: %s", item.id, exc)
             count_delivery("dropped")
-            await self._record(_Outcome(item, None, None))
+            self._record(_Outcome(item, None, None))
             return
         subscription = self.registry.snapshot.subscription(delivery.webhook_id, delivery.event_type)
         if subscription is None:
@@ -296,7 +300,7 @@ class Dispatcher:
                 delivery.webhook_id,
             )
             count_delivery("dropped")
-            await self._record(_Outcome(item, None, None))
+            self._record(_Outcome(item, None, None))
             return
         attempt = item.attempts + 1
         outcome = await self._post(delivery, subscription.secret)
@@ -313,7 +317,7 @@ class Dispatcher:
         _log_attempt(delivery, attempt, outcome, next_at)
         result = "success" if outcome.success else "retry" if next_at else "failed"
         count_delivery(result, seconds=outcome.duration_ms / 1000, retry=next_at is not None)
-        await self._record(_Outcome(item, next_at, record))
+        self._record(_Outcome(item, next_at, record))
 
     async def _post(self, delivery: Delivery, secret: str | None) -> AttemptOutcome:
         timestamp = int(self._clock().timestamp())

@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,12 @@ from sqlalchemy import Engine
 from relay import admin
 from relay.delivery_worker import DeliveryWorker
 from relay.filters import Filter, parse_filters
+from relay.inbox import EventInbox
+from relay.registry import Registry
 from relay.schema import events
 from relay.service import RelayService
 from relay.settings import RelaySettings
+from spool import DurableQueue, SpoolDatabase
 from tests.conftest import sample_event
 from tests.support.servers import Receiver, ThreadedServer
 
@@ -74,6 +78,24 @@ def add_event_type(engine: Engine, name: str) -> None:
 def remove_event_type(engine: Engine, name: str) -> None:
     with engine.begin() as conn:
         conn.execute(sa.delete(events).where(events.c.name == name))
+
+
+@dataclass
+class Parts:
+    """What a dispatcher works on, without a relay around it."""
+
+    spool: SpoolDatabase
+    inbox: EventInbox
+    outbox: DurableQueue
+    registry: Registry
+    company: uuid.UUID
+
+
+@pytest.fixture
+def parts(spool_db: SpoolDatabase, pg_engine: Engine) -> Parts:
+    inbox = EventInbox(spool_db, idempotency_window=timedelta(hours=24))
+    outbox = DurableQueue(spool_db, "outbox")
+    return Parts(spool_db, inbox, outbox, Registry(pg_engine), add_company(pg_engine))
 
 
 @dataclass

@@ -23,15 +23,11 @@ from sqlalchemy import Engine
 
 from relay import destinations
 from relay.destinations import DestinationRefused, GuardedBackend, IPAddress, refusal_reason
-from relay.dispatcher import DispatchConfig, Dispatcher
 from relay.http_clients import HostClients
-from relay.inbox import EventInbox
 from relay.local_server import Receive, Scope, Send, read_body
-from relay.registry import Registry
 from relay.settings import RelaySettings
-from spool import DurableQueue, SpoolDatabase
-from tests.relay.conftest import RunningReceiver, add_company, add_webhook
-from tests.relay.test_dispatcher import REAL_TIME_MODULES, START, Parts, accept, log_records
+from tests.relay.conftest import Parts, RunningReceiver, add_webhook
+from tests.relay.test_dispatcher import REAL_TIME_MODULES, START, accept, log_records, run_due
 from tests.support.servers import ThreadedServer
 
 HINT = "(set RELAY_ALLOW_PRIVATE_DESTINATIONS=true to allow)"
@@ -136,36 +132,14 @@ def loopback_is_public(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
-@pytest.fixture
-def parts(spool_db: SpoolDatabase, pg_engine: Engine) -> Parts:
-    inbox = EventInbox(spool_db, idempotency_window=timedelta(hours=24))
-    outbox = DurableQueue(spool_db, "outbox")
-    return Parts(spool_db, inbox, outbox, Registry(pg_engine), add_company(pg_engine))
-
-
 def dispatch(parts: Parts, *, allow_private: bool = False, follow_redirects: bool = False) -> int:
     """One dispatcher pass over what is due, with fresh clients (so fresh connections)."""
-
-    async def go() -> int:
-        clients = HostClients(
-            connections_per_host=2,
-            allow_private_destinations=allow_private,
-            follow_redirects=follow_redirects,
-        )
-        dispatcher = Dispatcher(
-            parts.inbox,
-            parts.outbox,
-            parts.registry,
-            clients,
-            DispatchConfig(timeout_seconds=5),
-            random_fraction=lambda: 0.0,
-        )
-        try:
-            return await dispatcher.run_due_once()
-        finally:
-            await clients.aclose()
-
-    return asyncio.run(go())
+    clients = HostClients(
+        connections_per_host=2,
+        allow_private_destinations=allow_private,
+        follow_redirects=follow_redirects,
+    )
+    return run_due(parts, clients=clients)
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,32 +17,13 @@ from relay.delivery import deliveries_for
 from relay.dispatcher import DispatchConfig, Dispatcher
 from relay.event_input import EventInput
 from relay.http_clients import HostClients
-from relay.inbox import EventInbox
-from relay.registry import Registry
 from relay.retry import RetryPolicy
-from spool import DurableQueue, SpoolDatabase
 from tests.conftest import sample_event
-from tests.relay.conftest import EVENT, RunningReceiver, add_company, add_webhook
+from tests.relay.conftest import EVENT, Parts, RunningReceiver, add_webhook
 
 START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 # Real time for the event loops and the HTTP stack; frozen time for the relay's own clock.
 REAL_TIME_MODULES = ["asyncio", "anyio", "httpx", "httpcore", "h11", "uvicorn", "starlette"]
-
-
-@dataclass
-class Parts:
-    spool: SpoolDatabase
-    inbox: EventInbox
-    outbox: DurableQueue
-    registry: Registry
-    company: uuid.UUID
-
-
-@pytest.fixture
-def parts(spool_db: SpoolDatabase, pg_engine: Engine) -> Parts:
-    inbox = EventInbox(spool_db, idempotency_window=timedelta(hours=24))
-    outbox = DurableQueue(spool_db, "outbox")
-    return Parts(spool_db, inbox, outbox, Registry(pg_engine), add_company(pg_engine))
 
 
 @pytest.fixture
@@ -60,11 +39,15 @@ def accept(parts: Parts, data: dict[str, object] | None = None) -> int:
     return parts.inbox.accept(parts.company, "evt-1", deliveries, caller_id=None).deliveries
 
 
-def run_due(parts: Parts, config: DispatchConfig | None = None) -> int:
-    """One dispatcher pass over what is due now, waiting for its attempts."""
+def run_due(
+    parts: Parts, config: DispatchConfig | None = None, *, clients: HostClients | None = None
+) -> int:
+    """One dispatcher pass over what is due now, waiting for its attempts. Default clients:
+    receivers on 127.0.0.1 allowed."""
 
     async def go() -> int:
-        clients = HostClients(connections_per_host=8, allow_private_destinations=True)
+        nonlocal clients
+        clients = clients or HostClients(connections_per_host=8, allow_private_destinations=True)
         dispatcher = Dispatcher(
             parts.inbox,
             parts.outbox,
