@@ -3,9 +3,8 @@
     python -m bench.service            # full run (a few minutes on 2 cores)
     python -m bench.service --quick    # smoke run (about a minute)
 
-Both print a table and write bench/out/service_results.md (`make bench` puts the same
-section into bench/results.md). `run_service_bench(quick)` returns
-the raw figures and `markdown()` for bench/results.md.
+Both print a table and write bench/out/service_results.md; `make bench` runs it this way,
+in an interpreter of its own, and puts that section into bench/results.md.
 
 Side by side in one run, all on 127.0.0.1: `relay serve` as a subprocess (its production
 shape), a counting receiver in another process on several ports (one per customer host), a
