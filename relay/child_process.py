@@ -101,7 +101,7 @@ class ChildProcess:
             if self._stopping:
                 return
             if code == 0:  # told to stop: a signal to the whole process group
-                log.warning("%s process stopped (exit 0); not starting it again", self.name)
+                log.info("%s process stopped when told to (exit 0); not started again", self.name)
                 return
             failures = 1 if loop.time() - started >= STABLE_RUN_SECONDS else failures + 1
             delay = RESTART_BACKOFF.delay(failures, random.random()).total_seconds()
