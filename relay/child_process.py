@@ -30,11 +30,14 @@ log = logging.getLogger(__name__)
 RESTART_BACKOFF = Backoff(initial=timedelta(seconds=0.5), maximum=timedelta(seconds=30))
 # A child that ran this long before exiting was healthy: its next restart is immediate.
 STABLE_RUN_SECONDS = 60.0
+# Beyond the child's own stop deadline (grace or flush), time to exit before SIGKILL.
+STOP_MARGIN_SECONDS = 10.0
 _PR_SET_PDEATHSIG = 1
 
 
 class ChildProcess:
-    """Parent side of one `relay ...` child command."""
+    """Parent side of one `relay ...` child command. `stop_deadline`: how long the child's
+    own orderly stop may take (its grace period or flush)."""
 
     def __init__(
         self,
@@ -42,13 +45,13 @@ class ChildProcess:
         arguments: Sequence[str],
         *,
         metrics_directory: Path,
-        stop_timeout: float,
+        stop_deadline: float,
         pass_fds: Sequence[int] = (),
     ) -> None:
         self.name = name
         self._arguments = list(arguments)
         self._environment = child_environment(metrics_directory)
-        self._stop_timeout = stop_timeout
+        self._stop_timeout = stop_deadline + STOP_MARGIN_SECONDS
         self._pass_fds = tuple(pass_fds)
         self._process: asyncio.subprocess.Process | None = None
         self._supervisor: asyncio.Task[None] | None = None

@@ -30,8 +30,6 @@ from relay.settings import RelaySettings
 
 log = logging.getLogger(__name__)
 
-STOP_MARGIN_SECONDS = 10.0
-
 
 class DispatcherProcess:
     """Parent side: `relay dispatcher` as a supervised child, and its wake-up pipe."""
@@ -43,7 +41,7 @@ class DispatcherProcess:
             "dispatcher",
             ["dispatcher", "--wake-fd", str(self._read_fd)],
             metrics_directory=metrics_directory,
-            stop_timeout=settings.shutdown_grace_seconds + STOP_MARGIN_SECONDS,
+            stop_deadline=settings.shutdown_grace_seconds,
             pass_fds=(self._read_fd,),
         )
 

@@ -27,7 +27,7 @@ from relay.child_process import ChildProcess
 from relay.components import execution_drainer, open_database, open_spool
 from relay.database import display_url
 from relay.delivery_worker import DeliveryWorker
-from relay.dispatcher_process import STOP_MARGIN_SECONDS, DispatcherProcess
+from relay.dispatcher_process import DispatcherProcess
 from relay.inbox import EventInbox
 from relay.intake import IntakeState, create_intake_app
 from relay.metrics import (
@@ -123,7 +123,7 @@ class RelayService:
                 "drain",
                 ["drain"],
                 metrics_directory=child_metrics,
-                stop_timeout=settings.shutdown_flush_seconds + STOP_MARGIN_SECONDS,
+                stop_deadline=settings.shutdown_flush_seconds,
             )
             self.children = [dispatcher.child, drain]
             self.parts = [dispatcher, drain]
