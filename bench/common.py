@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 import sqlite3
 import statistics
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -106,6 +107,30 @@ def drain_all(drainer: Drainer, expected_rows: int, now: datetime | None = None)
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values)
+
+
+def bootstrap_interval(
+    values: Sequence[float],
+    statistic: Callable[[Sequence[float]], float] = statistics.median,
+    *,
+    confidence: float = 0.95,
+    rounds: int = 4000,
+    seed: int = 7,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of `statistic` over `values` (resampled with
+    replacement, a fixed seed so a report can be recomputed from its raw figures).
+
+    Says how far a figure measured on a noisy machine can be trusted: a target is only
+    settled when the whole interval is on one side of it.
+    """
+    if not values:
+        return (float("nan"), float("nan"))
+    rng = random.Random(seed)
+    estimates = sorted(statistic([rng.choice(values) for _ in values]) for _ in range(rounds))
+    tail = (1 - confidence) / 2
+    low = estimates[int(tail * (rounds - 1))]
+    high = estimates[int((1 - tail) * (rounds - 1))]
+    return (low, high)
 
 
 class PhaseTimer:

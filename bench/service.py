@@ -12,7 +12,9 @@ throwaway PostgreSQL cluster with fsync on, and this process as the load generat
 
 1. Throughput with execution logging ON vs OFF (`RELAY_LOGGED_EVENTS=none`): a burst of
    events, each matching one webhook; POSTs/s from the first intake request to the last POST
-   the receiver saw. Runs alternate ON/OFF so drift hits both alike; medians are compared.
+   the receiver saw. Two warm relays (one per setting) take bursts in turn, many pairs, so
+   the drift of a shared machine hits both alike; the figure is the median of the pairs'
+   ON/OFF ratios, with a bootstrap interval that says whether the target is settled.
 2. POSTs/s of the relay vs a bare `httpx.AsyncClient` posting the same signed bodies to the
    same receiver with the same bounds (64 in flight, 8 per host over 8 hosts): the relay
    dispatches a pre-filled inbox (as after a restart), so only dispatch is timed.
@@ -39,6 +41,7 @@ from typing import Any
 import httpx
 import psutil
 
+from bench.common import bootstrap_interval
 from bench.service_http import closed_loop, open_loop, per_host_loop
 from bench.service_stage import (
     Database,
@@ -51,6 +54,7 @@ from bench.service_stage import (
     cpu_seconds,
     prefill_inbox,
 )
+from bench.speed_gauge import SpeedGauge
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "out" / "service_results.md"
@@ -61,6 +65,8 @@ PER_HOST = 8  # the relay's RELAY_MAX_PER_HOST default
 INTAKE_CONNECTIONS = 32
 LATENCY_CONNECTIONS = 64
 LOGGING_TARGET = 0.95
+PROCESSES = ("intake", "dispatcher", "drain", "postgresql")
+MIN_PAIRS_TO_SETTLE = 6  # a bootstrap of fewer pairs says little
 HTTPX_TARGET = 0.70
 P99_TARGET_MS = 20.0
 # Only the tail of a burst waits on RELAY_MAX_AGE_SECONDS (a company under 50 pending rows
@@ -76,6 +82,7 @@ log = logging.getLogger("bench.service")
 class Sizes:
     burst_events: int
     burst_pairs: int
+    burst_warmup_events: int
     dispatch_posts: int
     dispatch_repeats: int
     latency_rate: float
@@ -83,8 +90,10 @@ class Sizes:
     warmup_seconds: float
 
 
-FULL = Sizes(3_200, 6, 3_200, 3, 500.0, 15.0, 2.0)
-QUICK = Sizes(400, 1, 400, 1, 500.0, 5.0, 1.0)
+# 12 pairs: on this 2-core machine one pair's ratio scatters by about +-5% (the machine's
+# speed drifts over seconds), so fewer pairs cannot settle a 5% target either way.
+FULL = Sizes(3_200, 12, 800, 3_200, 3, 500.0, 15.0, 2.0)
+QUICK = Sizes(400, 2, 100, 400, 1, 500.0, 5.0, 1.0)
 
 
 # -- results ----------------------------------------------------------------------------------
@@ -106,7 +115,15 @@ class BurstRun:
     receiver_cpu: float
     postgres_cpu: float
     client_cpu: float
-    relay_exit: int | None
+    # Relay + PostgreSQL CPU from the first intake request until the burst's work was all
+    # done: POSTs delivered and (logging ON) the last log row in PostgreSQL, so the drain
+    # of the burst's tail counts too.
+    settled_cpu: float
+    # CPU ms of the speed gauge's unit of work over the burst (bench/speed_gauge.py): how
+    # fast the machine itself ran meanwhile.
+    gauge_ms: float | None
+    # The settled CPU by process: intake, dispatcher, drain (the relay's) and postgresql.
+    settled_cpu_by_process: dict[str, float] = field(default_factory=dict)
 
     @property
     def posts_per_second(self) -> float:
@@ -115,6 +132,12 @@ class BurstRun:
     @property
     def intake_per_second(self) -> float:
         return self.accepted / self.intake_seconds if self.intake_seconds > 0 else 0.0
+
+    @property
+    def speed_corrected_rate(self) -> float | None:
+        """POSTs/s times the gauge's unit time: what the burst would have done on a machine
+        of constant speed (in units that cancel out of a ratio)."""
+        return None if self.gauge_ms is None else self.posts_per_second * self.gauge_ms
 
 
 @dataclass(frozen=True)
@@ -193,31 +216,96 @@ class ServiceBenchResults:
     def logging_off_rate(self) -> float:
         return self._burst_median(False)
 
+    def _pairs(self) -> list[tuple[BurstRun, BurstRun]]:
+        """(ON, OFF) of each back-to-back pair of bursts."""
+        pairs = []
+        for a, b in zip(self.bursts[::2], self.bursts[1::2], strict=False):
+            on, off = (a, b) if a.logging else (b, a)
+            if on.logging and not off.logging:
+                pairs.append((on, off))
+        return pairs
+
+    def pair_ratios(self) -> list[float]:
+        """ON/OFF POSTs/s of each back-to-back pair: drift between pairs cancels out."""
+        return [
+            on.posts_per_second / off.posts_per_second
+            for on, off in self._pairs()
+            if off.posts_per_second
+        ]
+
     @property
     def logging_ratio(self) -> float:
-        off = self.logging_off_rate
-        return self.logging_on_rate / off if off else 0.0
+        """Median of the pairs' throughput ratios: what logging leaves of the throughput."""
+        ratios = self.pair_ratios()
+        return statistics.median(ratios) if ratios else 0.0
+
+    @property
+    def logging_interval(self) -> tuple[float, float]:
+        return bootstrap_interval(self.pair_ratios())
+
+    def corrected_pair_ratios(self) -> list[float]:
+        """ON/OFF of each pair with each burst's rate corrected by the speed gauge."""
+        ratios = []
+        for on, off in self._pairs():
+            on_rate, off_rate = on.speed_corrected_rate, off.speed_corrected_rate
+            if on_rate is not None and off_rate:
+                ratios.append(on_rate / off_rate)
+        return ratios
+
+    def gauge_median_ms(self, logging_on: bool) -> float:
+        """Median gauge reading of the ON or OFF bursts: were they run on an equal machine?
+        (ON keeps the machine a little busier; a slower gauge in ON bursts would show it.)"""
+        values = [b.gauge_ms for b in self.bursts if b.logging == logging_on and b.gauge_ms]
+        return statistics.median(values) if values else 0.0
 
     def cpu_per_event_ms(self, logging_on: bool) -> float:
-        """Median relay CPU per event in the bursts (all threads, milliseconds)."""
-        values = [b.relay_cpu / b.events * 1000 for b in self.bursts if b.logging == logging_on]
+        """Median relay + PostgreSQL CPU per event until a burst settled (milliseconds)."""
+        values = [b.settled_cpu / b.events * 1000 for b in self.bursts if b.logging == logging_on]
         return statistics.median(values) if values else 0.0
+
+    def cpu_breakdown(self) -> str:
+        """Median CPU per event of each process, ON vs OFF, and the median of the pairs'
+        differences, each burst's CPU first divided by its gauge reading (the machine's
+        speed) so the differences are not drift."""
+        parts = []
+        for name in PROCESSES:
+            per_event = {
+                on: statistics.median(
+                    b.settled_cpu_by_process.get(name, 0.0) / b.events * 1e6
+                    for b in self.bursts
+                    if b.logging == on
+                )
+                for on in (True, False)
+            }
+            gauges = [b.gauge_ms for b in self.bursts if b.gauge_ms]
+            median_gauge = statistics.median(gauges) if gauges else 0.0
+            differences = [
+                (
+                    on.settled_cpu_by_process.get(name, 0.0) / on.gauge_ms
+                    - off.settled_cpu_by_process.get(name, 0.0) / off.gauge_ms
+                )
+                * median_gauge
+                / on.events
+                * 1e6
+                for on, off in self._pairs()
+                if on.gauge_ms and off.gauge_ms
+            ]
+            difference = statistics.median(differences) if differences else float("nan")
+            parts.append(
+                f"{name} {per_event[True]:,.0f} vs {per_event[False]:,.0f} us "
+                f"(pairs, speed-corrected: {difference:+,.0f} us)"
+            )
+        return "; ".join(parts)
+
+    def cpu_pair_ratios(self) -> list[float]:
+        """OFF/ON CPU per event of each pair, the log's drain and PostgreSQL included: what
+        logging would cost a relay limited by CPU alone."""
+        return [off.settled_cpu / on.settled_cpu for on, off in self._pairs() if on.settled_cpu]
 
     @property
     def logging_cpu_ratio(self) -> float:
-        """OFF/ON relay CPU per event: what logging costs a CPU-bound relay in throughput,
-        less sensitive than POSTs/s to the run-to-run noise of a shared 2-core machine."""
-        on = self.cpu_per_event_ms(True)
-        return self.cpu_per_event_ms(False) / on if on else 0.0
-
-    def pair_ratios(self) -> list[float]:
-        """ON/OFF of each back-to-back pair: shows the spread that drift and noise cause."""
-        ratios = []
-        for a, b in zip(self.bursts[::2], self.bursts[1::2], strict=False):
-            on, off = (a, b) if a.logging else (b, a)
-            if on.logging and not off.logging and off.posts_per_second:
-                ratios.append(on.posts_per_second / off.posts_per_second)
-        return ratios
+        ratios = self.cpu_pair_ratios()
+        return statistics.median(ratios) if ratios else 0.0
 
     def dispatch_rate(self, client: str) -> float:
         rates = [d.per_second for d in self.dispatch if d.client == client]
@@ -241,11 +329,25 @@ class ServiceBenchResults:
             "latency": latency_ok,
         }
 
+    def logging_settled(self) -> str:
+        """Whether the pairs settle the logging target: the whole interval on one side."""
+        if len(self.pair_ratios()) < MIN_PAIRS_TO_SETTLE:
+            return f"too few pairs to settle anything (fewer than {MIN_PAIRS_TO_SETTLE})"
+        low, high = self.logging_interval
+        if low >= LOGGING_TARGET:
+            return "settled: the whole interval meets the target"
+        if high < LOGGING_TARGET:
+            return "settled: the whole interval misses the target"
+        return "not settled: the interval spans the target"
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {
             "logging_ratio": self.logging_ratio,
+            "logging_interval": self.logging_interval,
             "pair_ratios": self.pair_ratios(),
             "logging_cpu_ratio": self.logging_cpu_ratio,
+            "cpu_pair_ratios": self.cpu_pair_ratios(),
+            "corrected_pair_ratios": self.corrected_pair_ratios(),
             "httpx_ratio": self.httpx_ratio,
             "verdicts": self.verdicts(),
         }
@@ -258,6 +360,11 @@ class ServiceBenchResults:
         on_runs = [b for b in self.bursts if b.logging]
         off_runs = [b for b in self.bursts if not b.logging]
         n_on = len(on_runs)
+        low, high = self.logging_interval
+        cpu_ratios = self.cpu_pair_ratios()
+        cpu_low, cpu_high = bootstrap_interval(cpu_ratios)
+        corrected = self.corrected_pair_ratios()
+        corr_low, corr_high = bootstrap_interval(corrected)
         rows = [
             (
                 f"Relay POSTs/s, logging ON (burst of {self.sizes.burst_events:,} events, "
@@ -273,22 +380,43 @@ class ServiceBenchResults:
                 "",
             ),
             (
-                "Logging cost: throughput ON / OFF",
-                f"{self.logging_ratio:.3f} (costs {1 - self.logging_ratio:.1%}); "
-                f"pairs: {', '.join(f'{r:.2f}' for r in self.pair_ratios())}",
+                f"Logging cost: throughput ON / OFF, median of {len(self.pair_ratios())} pairs",
+                f"{self.logging_ratio:.3f} (costs {1 - self.logging_ratio:.1%})",
                 f"≥ {LOGGING_TARGET:.2f}",
                 verdict["logging"],
             ),
-        ]
-        rows.append(
             (
-                "  same bursts, by relay CPU per event: OFF / ON (medians)",
-                f"{self.logging_cpu_ratio:.3f} ({self.cpu_per_event_ms(False):.2f} vs "
+                "  95% bootstrap interval of that median; pairs",
+                f"{low:.3f} - {high:.3f} ({self.logging_settled()}); pairs: "
+                f"{', '.join(f'{r:.2f}' for r in self.pair_ratios())}",
+                "",
+                "",
+            ),
+            (
+                "  same pairs, each burst's rate corrected by the machine's speed meanwhile "
+                "(speed gauge)",
+                f"{statistics.median(corrected) if corrected else 0:.3f} (interval "
+                f"{corr_low:.3f} - {corr_high:.3f}); pairs: "
+                f"{', '.join(f'{r:.2f}' for r in corrected)}; gauge medians ON "
+                f"{self.gauge_median_ms(True):.2f} ms, OFF {self.gauge_median_ms(False):.2f} ms",
+                "",
+                "",
+            ),
+            (
+                "  where the CPU goes: per event until settled, median ON vs OFF",
+                self.cpu_breakdown(),
+                "",
+                "",
+            ),
+            (
+                "  same pairs, by relay + PostgreSQL CPU per event until settled: OFF / ON",
+                f"{self.logging_cpu_ratio:.3f} (interval {cpu_low:.3f} - {cpu_high:.3f}; "
+                f"medians {self.cpu_per_event_ms(False):.2f} vs "
                 f"{self.cpu_per_event_ms(True):.2f} ms)",
                 "",
                 "",
-            )
-        )
+            ),
+        ]
         landed = self.log_landed_seconds
         if landed is not None:
             posts_done = statistics.median(b.posts_seconds for b in on_runs)
@@ -424,12 +552,19 @@ def _method_lines(results: ServiceBenchResults) -> list[str]:
         "conversion; each has a caller `id` (idempotency key); "
         f"round-robin over the companies. The load generator is this process, with raw "
         f"HTTP/1.1 keep-alive connections ({INTAKE_CONNECTIONS} for bursts).",
-        f"Logging ON vs OFF: {s.burst_pairs} alternating pairs of bursts of {s.burst_events:,} "
-        "events, a fresh relay and spool each; ON = default RELAY_LOGGED_EVENTS, OFF = "
-        "`RELAY_LOGGED_EVENTS=none`. Both use RELAY_MAX_AGE_SECONDS=1 (default 60) so the "
-        "last rows of the ON runs drain at once; the drain is otherwise at its defaults. "
-        "Throughput = POSTs / (last POST seen by the receiver - first intake request sent). "
-        "Last log row: polled count of `webhook_executions` (50 ms).",
+        f"Logging ON vs OFF: two relays, ON = default RELAY_LOGGED_EVENTS and OFF = "
+        "`RELAY_LOGGED_EVENTS=none`, each started once and warmed with a burst of "
+        f"{s.burst_warmup_events:,} events (not counted), then {s.burst_pairs} pairs of bursts "
+        f"of {s.burst_events:,} events, ON and OFF back to back, the order swapped every pair; "
+        "the idle relay waits meanwhile. A burst starts only once the previous one settled "
+        "(every POST seen and, logging ON, every log row in PostgreSQL), so no drain spills "
+        "into the next. Both use RELAY_MAX_AGE_SECONDS=1 (default 60) so the last rows of a "
+        "burst drain at once; the drain is otherwise at its defaults. Throughput = POSTs / "
+        "(last POST seen by the receiver - first intake request sent). The logging figure is "
+        "the median of the pairs' ON/OFF ratios; its interval is a percentile bootstrap "
+        "(4,000 resamples of the pairs). Last log row: polled count of `webhook_executions` "
+        "(50 ms). CPU until settled: the relay's three processes and PostgreSQL's, from the "
+        "first intake request to the moment the burst settled.",
         f"Relay vs bare httpx: {s.dispatch_posts:,} deliveries written into a fresh spool's "
         "inbox before `relay serve` starts (it resumes them at start), logging ON; rate = "
         "POSTs / (last - first POST seen by the receiver). The bare client is one "
@@ -456,9 +591,12 @@ class Bench:
         self.scratch = scratch
         self.db = Database(scratch / "pg")
         self.receiver: ReceiverProcess | None = None
+        self.gauge: SpeedGauge | None = None
+        self._burst_relays: dict[bool, RelayProcess] = {}
         try:
             self.receiver = ReceiverProcess(HOSTS, scratch / "receiver.log")
             self.registered: Registered = self.db.register(self.receiver.ports)
+            self.gauge = SpeedGauge(scratch / "speed_gauge.txt")
         except BaseException:
             self.close()
             raise
@@ -471,6 +609,9 @@ class Bench:
         return self.receiver
 
     def close(self) -> None:
+        self.stop_burst_relays()
+        if self.gauge is not None:
+            self.gauge.stop()
         if self.receiver is not None:
             self.receiver.stop()
         self.db.close()
@@ -479,47 +620,66 @@ class Bench:
         self._runs += 1
         return self.scratch / f"{self._runs:02d}-{name}"
 
+    async def start_burst_relays(self) -> None:
+        """One relay per logging setting, started once and warmed up for every burst.
+
+        A relay started per burst would still be starting its dispatcher and drain
+        processes (a second or two of imports and connections) while the burst runs, and
+        that start-up, not logging, dominated the scatter of the pairs.
+        """
+        for logging_on in (True, False):
+            settings = LOGGING_ON if logging_on else LOGGING_OFF
+            name = f"burst-relay-{'on' if logging_on else 'off'}"
+            relay = RelayProcess(self._workdir(name), self.db.url, settings)
+            self._burst_relays[logging_on] = relay
+            await relay.wait_ready()
+            await self._burst(relay, logging_on, self.sizes.burst_warmup_events)
+
+    def stop_burst_relays(self) -> None:
+        for relay in self._burst_relays.values():
+            relay.stop()
+            if relay.exit_code != 0:
+                log.warning("relay exited %s; log tail:\n%s", relay.exit_code, relay.log_tail())
+        self._burst_relays.clear()
+
     async def burst(self, logging_on: bool) -> BurstRun:
-        events = self.sizes.burst_events
+        """One measured burst through the warm relay of that setting."""
+        relay = self._burst_relays[logging_on]
+        return await self._burst(relay, logging_on, self.sizes.burst_events)
+
+    async def _burst(self, relay: RelayProcess, logging_on: bool, events: int) -> BurstRun:
         bodies = self.events.bodies(events)
         self.db.clear_log()
         await self.rx.reset()
-        settings = LOGGING_ON if logging_on else LOGGING_OFF
-        relay = RelayProcess(
-            self._workdir(f"burst-{'on' if logging_on else 'off'}"), self.db.url, settings
+        cpu0 = (
+            relay.cpu(),
+            cpu_seconds(self.rx.process),
+            self.db.server_cpu_seconds(),
+            time.process_time(),
         )
-        try:
-            await relay.wait_ready()
-            cpu0 = (
-                relay.cpu(),
-                cpu_seconds(self.rx.process),
-                self.db.server_cpu_seconds(),
-                time.process_time(),
-            )
-            deadline = time.monotonic() + 120
-            intake = await closed_loop(
-                relay.port, "/v1/events", bodies, INTAKE_CONNECTIONS, deadline
-            )
-            if intake.errors or intake.ok != events:
-                raise RuntimeError(f"intake: {intake.statuses}, errors {intake.errors[:3]}")
-            posts, _, last = await self.rx.wait_for_posts(events, deadline)
-            cpu1 = (
-                relay.cpu(),
-                cpu_seconds(self.rx.process),
-                self.db.server_cpu_seconds(),
-                time.process_time(),
-            )
-            if posts < events or last is None:
-                raise RuntimeError(f"only {posts} of {events} POSTs arrived in time")
-            log_seconds = None
-            if logging_on:
-                landed = await self.db.wait_for_rows(posts, time.monotonic() + 90)
-                log_seconds = landed - intake.first_sent
-            rows = self.db.log_rows()
-        finally:
-            relay.stop()
-        if relay.exit_code != 0:
-            log.warning("relay exited %s; log tail:\n%s", relay.exit_code, relay.log_tail())
+        start_by_process = relay.cpu_by_role() | {"postgresql": cpu0[2]}
+        deadline = time.monotonic() + 120
+        intake = await closed_loop(relay.port, "/v1/events", bodies, INTAKE_CONNECTIONS, deadline)
+        if intake.errors or intake.ok != events:
+            raise RuntimeError(f"intake: {intake.statuses}, errors {intake.errors[:3]}")
+        posts, _, last = await self.rx.wait_for_posts(events, deadline)
+        cpu1 = (
+            relay.cpu(),
+            cpu_seconds(self.rx.process),
+            self.db.server_cpu_seconds(),
+            time.process_time(),
+        )
+        if posts < events or last is None:
+            raise RuntimeError(f"only {posts} of {events} POSTs arrived in time")
+        log_seconds = None
+        if logging_on:
+            landed = await self.db.wait_for_rows(posts, time.monotonic() + 90)
+            log_seconds = landed - intake.first_sent
+        by_process = relay.cpu_by_role() | {"postgresql": self.db.server_cpu_seconds()}
+        settled_by_process = {
+            name: seconds - start_by_process.get(name, 0.0) for name, seconds in by_process.items()
+        }
+        rows = self.db.log_rows()
         return BurstRun(
             logging=logging_on,
             events=events,
@@ -533,7 +693,9 @@ class Bench:
             receiver_cpu=cpu1[1] - cpu0[1],
             postgres_cpu=cpu1[2] - cpu0[2],
             client_cpu=cpu1[3] - cpu0[3],
-            relay_exit=relay.exit_code,
+            settled_cpu=sum(settled_by_process.values()),
+            settled_cpu_by_process=settled_by_process,
+            gauge_ms=None if self.gauge is None else self.gauge.unit_ms(intake.first_sent, last),
         )
 
     def dispatch_posts(self) -> tuple[Path, list[Post]]:
@@ -709,6 +871,8 @@ def _progress(message: str) -> None:
 
 async def _run(bench: Bench, results: ServiceBenchResults) -> None:
     s = bench.sizes
+    _progress("starting and warming the two burst relays (logging ON and OFF)")
+    await bench.start_burst_relays()
     for pair in range(s.burst_pairs):
         order = (True, False) if pair % 2 == 0 else (False, True)
         for logging_on in order:
@@ -719,6 +883,7 @@ async def _run(bench: Bench, results: ServiceBenchResults) -> None:
                 f"POSTs/s, intake {run.intake_per_second:,.0f}/s"
                 + (f", last log row at {run.log_seconds:.2f} s" if run.log_seconds else "")
             )
+    bench.stop_burst_relays()  # the next measurements have the machine to themselves
     for repeat in range(s.dispatch_repeats):
         workdir, posts = bench.dispatch_posts()  # the bare clients send the same POSTs
         runs = []

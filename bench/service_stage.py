@@ -43,6 +43,7 @@ EVENT = "call-history-was-created"
 SAMPLE = Path(__file__).resolve().parents[1] / "relay" / "samples" / "call-history-was-created.json"
 DATABASE = "relay_service_bench"
 START_TIMEOUT = 60.0
+CHILD_ROLES = ("dispatcher", "drain")  # the `relay` commands `relay serve` runs as children
 STOP_TIMEOUT = 60.0
 
 
@@ -371,14 +372,27 @@ class RelayProcess:
         raise RuntimeError(f"relay did not start; log tail:\n{self.log_tail()}")
 
     def cpu(self) -> float:
-        """CPU of the relay: intake's process and its dispatcher child."""
+        """CPU of the relay: intake's process and its dispatcher and drain children."""
+        return sum(self.cpu_by_role().values())
+
+    def cpu_by_role(self) -> dict[str, float]:
+        """CPU seconds of intake's process and of each child, by the `relay` command it runs
+        (`dispatcher`, `drain`), so a cost can be traced to the process that pays it."""
         if self.process is None:
-            return 0.0
+            return {}
+        by_role = {"intake": cpu_seconds(self.process)}
         try:
             children = self.process.children(recursive=True)
         except psutil.Error:
             children = []
-        return cpu_seconds(self.process) + sum(cpu_seconds(child) for child in children)
+        for child in children:
+            try:
+                arguments = child.cmdline()
+            except psutil.Error:
+                continue
+            role = next((a for a in arguments if a in CHILD_ROLES), "other")
+            by_role[role] = by_role.get(role, 0.0) + cpu_seconds(child)
+        return by_role
 
     def stop(self) -> int | None:
         """SIGTERM: the relay finishes POSTs in flight and flushes its log, then exits 0."""

@@ -42,9 +42,13 @@ log = logging.getLogger(__name__)
 USER_AGENT = f"relay/{__version__}"
 RESPONSE_READ_LIMIT = 64 * 1024  # read (and discard) at most this much of an answer
 IDLE_POLL = timedelta(seconds=1)
-# Outcomes finishing this close together share one spool transaction: an outcome with its
-# log record dirties about four pages, most of them shared with its neighbours'.
-STORE_GATHER = timedelta(milliseconds=5)
+# Outcomes finishing this close together share one spool transaction. A log record dirties
+# pages of the outbox table, its per-company index and the per-company counters; those pages
+# are shared by the records of one transaction, so a longer gather makes each record cheaper
+# (measured: 68 us of CPU per record at 4 per transaction, 48 us at 16) and intake meets
+# fewer write locks. The slot is freed at once, so the wait costs no throughput; a crash in
+# it means those deliveries are POSTed again (at least once, same `webhook-id`).
+STORE_GATHER = timedelta(milliseconds=20)
 
 
 @dataclass(frozen=True)
@@ -398,8 +402,8 @@ class Dispatcher:
                     queue.complete_in(conn, outcome.item)
                 else:
                     queue.reschedule_in(conn, outcome.item, outcome.next_at)
-            for key, payload, record_id in appends:
-                self.outbox.append_in(conn, key, payload, record_id=record_id)
+            if appends:
+                self.outbox.append_many_in(conn, appends)
 
         self.inbox.spool.write(finish)
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from freezegun import freeze_time
 
 from spool import DurableQueue, SpoolDatabase
@@ -40,6 +42,42 @@ def test_append_receipt_counts_pending_for_its_key(outbox: DurableQueue) -> None
     assert [r.pending for r in receipts] == [1, 2, 3]
     assert len({r.record_id for r in receipts}) == 3
     assert outbox.append("b", b"x").pending == 1
+
+
+def test_a_batch_append_counts_each_key_once_and_commits_with_its_transaction(
+    outbox: DurableQueue, spool_db: SpoolDatabase
+) -> None:
+    t0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    outbox.append("a", b"earlier", enqueued_at=t0)
+    woken: list[tuple[str, int]] = []
+    outbox.add_append_listener(lambda receipt: woken.append((receipt.key, receipt.pending)))
+    records = [("a", b"1", "id-1"), ("b", b"2", None), ("a", b"3", "id-3")]
+
+    def append_then_fail(conn: sqlite3.Connection) -> None:
+        outbox.append_many_in(conn, records, enqueued_at=t0 + timedelta(seconds=5))
+        raise RuntimeError("the caller's transaction fails after the append")
+
+    with pytest.raises(RuntimeError):
+        spool_db.write(append_then_fail)
+    assert [(b.key, b.pending) for b in outbox.backlog()] == [("a", 1)]
+    assert woken == []  # nothing was committed, so nobody is told
+
+    receipts = spool_db.write(
+        lambda conn: outbox.append_many_in(conn, records, enqueued_at=t0 + timedelta(seconds=5))
+    )
+    assert [(r.key, r.pending) for r in receipts] == [("a", 3), ("b", 1), ("a", 3)]
+    assert [receipts[0].record_id, receipts[2].record_id] == ["id-1", "id-3"]
+    assert woken == [("a", 3), ("b", 1), ("a", 3)]
+    assert {(b.key, b.pending, b.oldest_enqueued_at) for b in outbox.backlog()} == {
+        ("a", 3, t0),
+        ("b", 1, t0 + timedelta(seconds=5)),
+    }
+    stored = outbox.fetch_oldest(10)
+    assert [(r.key, r.payload) for r in stored] == [
+        ("a", b"earlier"),
+        *[(k, p) for k, p, _ in records],
+    ]
+    assert stored[2].id == receipts[1].record_id  # a missing id is made, and reported
 
 
 def test_records_keep_their_payload_bytes_and_ids(outbox: DurableQueue) -> None:
