@@ -565,6 +565,11 @@ def _method_lines(results: ServiceBenchResults) -> list[str]:
         "(4,000 resamples of the pairs). Last log row: polled count of `webhook_executions` "
         "(50 ms). CPU until settled: the relay's three processes and PostgreSQL's, from the "
         "first intake request to the moment the burst settled.",
+        "Speed gauge (`bench/speed_gauge.py`): a process at nice 19 times a fixed unit of "
+        "Python work by its own CPU time about 20 times a second throughout; a burst's "
+        "reading is the mean over its window, and its speed-corrected rate is POSTs/s times "
+        "that reading. The per-process CPU differences are medians over the pairs of "
+        "(CPU / reading) ON minus OFF, scaled back by the median reading.",
         f"Relay vs bare httpx: {s.dispatch_posts:,} deliveries written into a fresh spool's "
         "inbox before `relay serve` starts (it resumes them at start), logging ON; rate = "
         "POSTs / (last - first POST seen by the receiver). The bare client is one "
