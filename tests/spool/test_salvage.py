@@ -49,15 +49,34 @@ PAGE = 4096
 TABLE_LEAF = 0x0D  # SQLite's page-type byte of a table b-tree leaf
 
 
+def free_pages(data: bytes) -> set[int]:
+    """Numbers (1-based) of the pages on the database's freelist, read from its trunk pages.
+
+    A freed page keeps its old bytes, so it can still look like a table leaf; damaging one
+    damages nothing, and a spool whose rows were drained has many."""
+    free: set[int] = set()
+    trunk = int.from_bytes(data[32:36], "big")
+    while trunk and trunk not in free:
+        offset = (trunk - 1) * PAGE
+        free.add(trunk)
+        leaves = int.from_bytes(data[offset + 4 : offset + 8], "big")
+        for n in range(leaves):
+            start = offset + 8 + 4 * n
+            free.add(int.from_bytes(data[start : start + 4], "big"))
+        trunk = int.from_bytes(data[offset : offset + 4], "big")
+    return free
+
+
 def damage_leaf_pages(path: Path, count: int) -> int:
-    """Overwrite `count` table-leaf pages from the middle of the file; return rows lost at
-    most (a leaf holds the rows stored on it, nothing else)."""
+    """Overwrite `count` table-leaf pages in use from the middle of the file; return rows
+    lost at most (a leaf holds the rows stored on it, nothing else)."""
     data = bytearray(path.read_bytes())
     pages = len(data) // PAGE
+    unused = free_pages(data)
     damaged = 0
     for page in range(pages // 2, pages):
         offset = page * PAGE
-        if data[offset] == TABLE_LEAF and damaged < count:
+        if data[offset] == TABLE_LEAF and page + 1 not in unused and damaged < count:
             data[offset : offset + PAGE] = b"\xa5" * PAGE
             damaged += 1
     assert damaged == count
