@@ -90,7 +90,7 @@ class Sizes:
     warmup_seconds: float
 
 
-# 12 pairs: on this 2-core machine one pair's ratio scatters by about +-5% (the machine's
+# 12 pairs: on this 2-core machine one pair's ratio scatters by about +-10% (the machine's
 # speed drifts over seconds), so fewer pairs cannot settle a 5% target either way.
 FULL = Sizes(3_200, 12, 800, 3_200, 3, 500.0, 15.0, 2.0)
 QUICK = Sizes(400, 2, 100, 400, 1, 500.0, 5.0, 1.0)
@@ -115,15 +115,18 @@ class BurstRun:
     receiver_cpu: float
     postgres_cpu: float
     client_cpu: float
-    # Relay + PostgreSQL CPU from the first intake request until the burst's work was all
-    # done: POSTs delivered and (logging ON) the last log row in PostgreSQL, so the drain
-    # of the burst's tail counts too.
-    settled_cpu: float
+    # CPU seconds of each process (intake, dispatcher, drain, postgresql) from the first
+    # intake request until the burst's work was all done: POSTs delivered and (logging ON)
+    # the last log row in PostgreSQL, so the drain of the burst's tail counts too.
+    settled_cpu_by_process: dict[str, float]
     # CPU ms of the speed gauge's unit of work over the burst (bench/speed_gauge.py): how
     # fast the machine itself ran meanwhile.
     gauge_ms: float | None
-    # The settled CPU by process: intake, dispatcher, drain (the relay's) and postgresql.
-    settled_cpu_by_process: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def settled_cpu(self) -> float:
+        """Relay + PostgreSQL CPU seconds until the burst settled."""
+        return sum(self.settled_cpu_by_process.values())
 
     @property
     def posts_per_second(self) -> float:
@@ -267,6 +270,8 @@ class ServiceBenchResults:
         """Median CPU per event of each process, ON vs OFF, and the median of the pairs'
         differences, each burst's CPU first divided by its gauge reading (the machine's
         speed) so the differences are not drift."""
+        gauges = [b.gauge_ms for b in self.bursts if b.gauge_ms]
+        median_gauge = statistics.median(gauges) if gauges else 0.0
         parts = []
         for name in PROCESSES:
             per_event = {
@@ -277,8 +282,6 @@ class ServiceBenchResults:
                 )
                 for on in (True, False)
             }
-            gauges = [b.gauge_ms for b in self.bursts if b.gauge_ms]
-            median_gauge = statistics.median(gauges) if gauges else 0.0
             differences = [
                 (
                     on.settled_cpu_by_process.get(name, 0.0) / on.gauge_ms
@@ -656,13 +659,14 @@ class Bench:
         bodies = self.events.bodies(events)
         self.db.clear_log()
         await self.rx.reset()
+        relay_start = relay.cpu_by_role()
         cpu0 = (
-            relay.cpu(),
+            sum(relay_start.values()),
             cpu_seconds(self.rx.process),
             self.db.server_cpu_seconds(),
             time.process_time(),
         )
-        start_by_process = relay.cpu_by_role() | {"postgresql": cpu0[2]}
+        start_by_process = relay_start | {"postgresql": cpu0[2]}
         deadline = time.monotonic() + 120
         intake = await closed_loop(relay.port, "/v1/events", bodies, INTAKE_CONNECTIONS, deadline)
         if intake.errors or intake.ok != events:
@@ -698,7 +702,6 @@ class Bench:
             receiver_cpu=cpu1[1] - cpu0[1],
             postgres_cpu=cpu1[2] - cpu0[2],
             client_cpu=cpu1[3] - cpu0[3],
-            settled_cpu=sum(settled_by_process.values()),
             settled_cpu_by_process=settled_by_process,
             gauge_ms=None if self.gauge is None else self.gauge.unit_ms(intake.first_sent, last),
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import sqlite3
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -195,9 +196,7 @@ class DurableQueue:
         at = to_micros(enqueued_at or self._clock())
         rows = [(rid or str(uuid.uuid4()), key, at, payload) for key, payload, rid in records]
         conn.executemany(self._insert_record, rows)
-        added: dict[str, int] = {}
-        for _rid, key, _at, _payload in rows:
-            added[key] = added.get(key, 0) + 1
+        added = Counter(key for _rid, key, _at, _payload in rows)
         pending = {
             key: int(conn.execute(self._count_added, (key, count, at)).fetchone()[0])
             for key, count in added.items()
