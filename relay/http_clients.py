@@ -1,19 +1,31 @@
-"""One HTTP client per destination host.
+"""One connection pool per destination host, and the one way the dispatcher sends a POST.
 
 httpcore's connection pool re-examines every idle connection on each request, so one pool of
-64 connections spent most of the dispatcher's CPU (measured: per-host clients doubled POSTs
+64 connections spent most of the dispatcher's CPU (measured: per-host pools doubled POSTs
 per second). A small pool per host also enforces the per-host bound at the socket level.
 
-Every client connects directly, through the SSRF guard unless private destinations are
+Without redirects to follow (the default), a request goes straight to the host's transport:
+`httpx.AsyncClient` adds nothing the dispatcher uses (it builds its own requests) but its
+cookie jar and request merging, which were a fifth of the dispatcher's CPU (py-spy,
+2026-12-01). With redirects on, an `AsyncClient` over the same transport follows them,
+with a cookie jar that keeps nothing. Either way deliveries are stateless: a cookie one
+company's receiver sets is never sent with another company's POST to the same host.
+
+Every pool connects directly, through the SSRF guard unless private destinations are
 allowed (`relay/destinations.py`); proxies from the environment (HTTP_PROXY ...) are not
 used, since a proxy would resolve the names where the guard cannot see them.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+
 import httpx
 
-from relay.destinations import GuardedTransport
+from relay.destinations import GuardedBackend
+from relay.network import AsyncioBackend, PooledTransport
 from relay.settings import RelaySettings
 
 MAX_REDIRECTS = 5  # when following redirects at all (RELAY_FOLLOW_REDIRECTS)
@@ -34,6 +46,7 @@ class HostClients:
         self._allow_private = allow_private_destinations
         self._follow_redirects = follow_redirects
         self._ssl_context = httpx.create_ssl_context()  # loaded once, shared by every host
+        self._transports: dict[str, PooledTransport] = {}
         self._clients: dict[str, httpx.AsyncClient] = {}
 
     @classmethod
@@ -44,25 +57,48 @@ class HostClients:
             follow_redirects=settings.follow_redirects,
         )
 
-    def for_host(self, host: str) -> httpx.AsyncClient:
-        """The client for one destination (`Delivery.host`: scheme, host and port), made on
-        first use."""
+    @contextlib.asynccontextmanager
+    async def send(self, host: str, request: httpx.Request) -> AsyncIterator[httpx.Response]:
+        """The response to `request`, its body still to be read, closed on leaving.
+
+        `host` is `Delivery.host` (scheme, host and port); the request's timeout is taken
+        from its `timeout` extension, as httpx's transports do.
+        """
+        if self._follow_redirects:
+            response = await self._client(host).send(request, stream=True)
+        else:
+            response = await self._transport(host).handle_async_request(request)
+            response.request = request
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    def _transport(self, host: str) -> PooledTransport:
+        """The pool for one destination, made on first use."""
+        transport = self._transports.get(host)
+        if transport is None:
+            transport = PooledTransport(
+                limits=self._limits,
+                ssl_context=self._ssl_context,
+                backend=AsyncioBackend() if self._allow_private else GuardedBackend(),
+            )
+            self._transports[host] = transport
+        return transport
+
+    def _client(self, host: str) -> httpx.AsyncClient:
         client = self._clients.get(host)
         if client is None:
-            transport = (
-                httpx.AsyncHTTPTransport(verify=self._ssl_context, limits=self._limits)
-                if self._allow_private
-                else GuardedTransport(limits=self._limits, ssl_context=self._ssl_context)
-            )
             client = httpx.AsyncClient(
-                transport=transport,
-                follow_redirects=self._follow_redirects,
+                transport=self._transport(host),
+                follow_redirects=True,
                 max_redirects=MAX_REDIRECTS,
+                cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
             )
             self._clients[host] = client
         return client
 
     async def aclose(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            await client.aclose()
+        transports, self._transports, self._clients = list(self._transports.values()), {}, {}
+        for transport in transports:  # a client's transport is one of these
+            await transport.aclose()

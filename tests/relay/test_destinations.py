@@ -16,6 +16,7 @@ from ipaddress import IPv4Address, ip_address
 from typing import Any
 
 import httpcore
+import httpx
 import pytest
 from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
@@ -25,6 +26,7 @@ from relay import destinations
 from relay.destinations import DestinationRefused, GuardedBackend, IPAddress, refusal_reason
 from relay.http_clients import HostClients
 from relay.local_server import Receive, Scope, Send, read_body
+from relay.network import AsyncioBackend
 from relay.settings import RelaySettings
 from tests.relay.conftest import Parts, RunningReceiver, add_webhook
 from tests.relay.test_dispatcher import REAL_TIME_MODULES, START, accept, log_records, run_due
@@ -105,17 +107,17 @@ def dns(monkeypatch: pytest.MonkeyPatch) -> FakeDns:
 def connections(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every address a connection is opened to; anything but 127.0.0.1 is stopped here."""
     opened: list[str] = []
-    real = httpcore.AnyIOBackend.connect_tcp
+    real = AsyncioBackend.connect_tcp
 
     async def connect_tcp(
-        self: httpcore.AnyIOBackend, host: str, port: int, **options: Any
+        self: AsyncioBackend, host: str, port: int, **options: Any
     ) -> httpcore.AsyncNetworkStream:
         opened.append(host)
         if host != "127.0.0.1":
             raise httpcore.ConnectError(f"test tripwire: no connection to {host}")
         return await real(self, host, port, **options)
 
-    monkeypatch.setattr(httpcore.AnyIOBackend, "connect_tcp", connect_tcp)
+    monkeypatch.setattr(AsyncioBackend, "connect_tcp", connect_tcp)
     return opened
 
 
@@ -213,6 +215,7 @@ class Redirector:
     status: int
     location: str
     requests: int = 0
+    cookie: bytes | None = None  # a Set-Cookie header to send along
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -220,6 +223,8 @@ class Redirector:
         await read_body(receive)
         self.requests += 1
         headers = [(b"location", self.location.encode())]
+        if self.cookie is not None:
+            headers.append((b"set-cookie", self.cookie))
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": b""})
 
@@ -362,12 +367,54 @@ def test_clients_from_settings_are_guarded_unless_allowed(
     async def post(settings: RelaySettings) -> int | str:
         clients = HostClients.from_settings(settings)
         try:
-            response = await clients.for_host(receiver.url).post(f"{receiver.url}/ok")
+            async with clients.send(receiver.url, httpx.Request("POST", f"{receiver.url}/ok")) as r:
+                return r.status_code
         except DestinationRefused:
             return "refused"
         finally:
             await clients.aclose()
-        return response.status_code
 
     assert asyncio.run(post(RelaySettings())) == "refused"
     assert asyncio.run(post(RelaySettings(allow_private_destinations=True))) == 200
+
+
+# -- cookies --------------------------------------------------------------------------------
+
+
+def dispatch_over_one_connection(parts: Parts, *, follow_redirects: bool) -> None:
+    """Everything due, POSTed one after the other over one connection per host."""
+    clients = HostClients(
+        connections_per_host=1, allow_private_destinations=True, follow_redirects=follow_redirects
+    )
+    run_due(parts, clients=clients)
+
+
+@pytest.mark.parametrize("follow_redirects", [False, True])
+def test_a_cookie_a_receiver_sets_is_not_sent_with_later_posts(
+    follow_redirects: bool, parts: Parts, pg_engine: Engine, receiver: RunningReceiver
+) -> None:
+    """Deliveries are stateless: the next POST to that host, maybe another company's,
+    carries no cookie."""
+    add_webhook(pg_engine, parts.company, f"{receiver.url}/set-cookie")
+    for _ in range(3):
+        accept(parts)
+    dispatch_over_one_connection(parts, follow_redirects=follow_redirects)
+    posts = receiver.receiver.on("/set-cookie")
+    assert [post.headers.get("cookie") for post in posts] == [None, None, None]
+
+
+def test_a_cookie_set_with_a_redirect_is_not_sent_to_its_target(
+    parts: Parts,
+    pg_engine: Engine,
+    receiver: RunningReceiver,
+    redirector: tuple[Redirector, str],
+) -> None:
+    app, url = redirector
+    app.status, app.location, app.cookie = 307, f"{receiver.url}/ok", b"session=abc123; Path=/"
+    add_webhook(pg_engine, parts.company, f"{url}/moved")
+    accept(parts)
+    accept(parts)
+    dispatch_over_one_connection(parts, follow_redirects=True)
+    posts = receiver.receiver.on("/ok")
+    assert len(posts) == 2
+    assert [post.headers.get("cookie") for post in posts] == [None, None]

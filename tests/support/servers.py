@@ -29,7 +29,8 @@ class Receiver:
 
     `/ok` 200 · `/status/<code>` that code · `/retry-after/<s>` 429 with Retry-After ·
     `/hang` never answers · `/slow/<s>` answers 200 after s seconds ·
-    `/flaky/<n>` 503 for the first n tries of each webhook-id, then 200.
+    `/flaky/<n>` 503 for the first n tries of each webhook-id, then 200 ·
+    `/set-cookie` 200 with a Set-Cookie header.
     """
 
     requests: list[ReceivedRequest] = field(default_factory=list)
@@ -68,4 +69,6 @@ class Receiver:
             await asyncio.sleep(float(arg))
         if kind == "flaky" and tries <= int(arg):
             return 503, []
+        if kind == "set-cookie":
+            return 200, [(b"set-cookie", b"session=abc123; Path=/")]
         return 200, []
