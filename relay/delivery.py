@@ -14,6 +14,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
+
 from relay.event_input import EventInput
 from relay.executions import phone_number_of
 from relay.registry import RegistrySnapshot
@@ -73,16 +75,16 @@ def delivery_body(
     event_type: str, company_id: uuid.UUID, accepted_at: datetime, data: object
 ) -> str:
     """The POSTed JSON: event type, company, when the relay accepted it, and the data."""
-    return json.dumps(
-        {
-            "event_type": event_type,
-            "company_id": str(company_id),
-            "timestamp": accepted_at.isoformat().replace("+00:00", "Z"),
-            "data": data,
-        },
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
+    document = {
+        "event_type": event_type,
+        "company_id": str(company_id),
+        "timestamp": accepted_at.isoformat().replace("+00:00", "Z"),
+        "data": data,
+    }
+    try:
+        return orjson.dumps(document).decode()  # compact UTF-8, as below, in a tenth the time
+    except TypeError:  # an integer beyond 64 bits, which orjson cannot write
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
 
 
 def deliveries_for(

@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 MAX_ID_LENGTH = 200
 MAX_EVENT_LENGTH = 100
+# orjson reads an integer beyond 64 bits as a float, losing digits; a body with a digit run
+# this long may hold one, so it is read by Python's json, which keeps every digit.
+_MAYBE_HUGE_INTEGER = re.compile(rb"[0-9]{19,}")
+# The only way a NUL gets into a JSON string (a raw NUL byte is not valid JSON).
+_NUL_ESCAPE = b"\\u0000"
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,22 @@ def parse_event(body: bytes) -> EventInput:
 
 
 def _decode_json(body: bytes) -> object:
+    """The body as Python objects, or a 400 that says what is wrong with it.
+
+    The common case takes orjson: Python's json (reading here, writing the delivery body)
+    and the walk below were about a fifth of intake's CPU (py-spy, 2026-12-01). Anything
+    orjson refuses, or might read inexactly, goes the way of Python's json, whose messages
+    say where a body is broken.
+    """
+    if _MAYBE_HUGE_INTEGER.search(body) is None:
+        try:
+            document = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass  # read again below, for the message
+        else:
+            if _NUL_ESCAPE in body:  # orjson itself refuses lone surrogates and infinities
+                _check_storable(document)
+            return document
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:

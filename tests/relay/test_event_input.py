@@ -85,6 +85,25 @@ def test_empty_data_object_and_unknown_extra_fields_are_accepted() -> None:
     assert event.data == {}
 
 
+@pytest.mark.parametrize(
+    "number", [2**63 - 1, 2**64 - 1, 2**64, -(2**63), -(2**63) - 1, 10**30, -(10**40)]
+)
+def test_integers_of_any_size_are_read_exactly(number: int) -> None:
+    event = parse_event(encode(body(data={"n": number, "list": [number]})))
+    assert event.data == {"n": number, "list": [number]}
+    assert type(event.data["n"]) is int
+
+
+def test_long_digit_runs_in_text_and_floats_read_as_written() -> None:
+    data = {"ref": "1234567890123456789012345", "x": 0.1, "big": 1.5e308, "tiny": 5e-324}
+    assert parse_event(encode(body(data=data))).data == data
+
+
+def test_an_escaped_backslash_before_u0000_is_text_not_a_nul() -> None:
+    event = parse_event(raw_with(r'{"path": "C:\\u0000"}').encode())
+    assert event.data == {"path": "C:\\u0000"}
+
+
 def test_non_ascii_text_and_escaped_non_bmp_characters_are_fine() -> None:
     data = {"name": "Conceição", "emoji": "\U0001f4de"}
     assert parse_event(json.dumps(body(data=data)).encode()).data == data  # \ud83d\udcde pair
