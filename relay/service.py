@@ -12,6 +12,7 @@ import contextlib
 import ipaddress
 import logging
 import signal
+import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -28,6 +29,7 @@ from relay.components import execution_drainer, open_database, open_spool
 from relay.database import display_url
 from relay.delivery_worker import DeliveryWorker
 from relay.dispatcher_process import DispatcherProcess
+from relay.heap import freeze_startup_heap
 from relay.inbox import EventInbox
 from relay.intake import IntakeState, create_intake_app
 from relay.metrics import (
@@ -218,6 +220,10 @@ class _RelayServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, intake: IntakeState) -> None:
         super().__init__(config)
         self._intake = intake
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)  # after the lifespan's start-up: the relay is up
+        freeze_startup_heap("intake")
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         """First signal: answer 503 for `STOP_ANNOUNCE_SECONDS` (clients and load balancers

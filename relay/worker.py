@@ -10,6 +10,7 @@ from types import FrameType
 
 from relay.components import execution_log
 from relay.database import display_url
+from relay.heap import freeze_startup_heap
 from relay.log_maintenance import PROBE_SECONDS, LogMaintenance
 from relay.metrics import DrainMetrics
 from relay.settings import RelaySettings
@@ -56,6 +57,7 @@ def run_drain_worker(
             display_url(execution.engine.url),
             settings.drain_interval_seconds,
         )
+        freeze_startup_heap("drain")
         while not stop.wait(PROBE_SECONDS):
             maintenance.tick(utc_now())
         return stop_drain(scheduler, settings)

@@ -1,0 +1,75 @@
+"""`freeze_startup_heap`: start-up's objects leave the collector's walks; later garbage does not."""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import subprocess
+import threading
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from relay.heap import freeze_startup_heap
+from tests.relay.test_relay_e2e import RELAY, free_port
+from tests.support.waiting import eventually
+
+
+@pytest.fixture
+def unfrozen_afterwards() -> Iterator[None]:
+    try:
+        yield
+    finally:
+        gc.unfreeze()  # the test process goes on collecting as before
+
+
+class Node:
+    def __init__(self) -> None:
+        self.me = self  # a reference cycle: only the collector can free it
+
+
+@pytest.mark.usefixtures("unfrozen_afterwards")
+def test_what_exists_is_frozen_and_a_cycle_made_later_is_still_collected() -> None:
+    before = Node()
+    frozen = freeze_startup_heap("test")
+    assert frozen == gc.get_freeze_count() > 0
+    later = Node()
+    gone = weakref.ref(later)
+    del later
+    gc.collect()
+    assert gone() is None
+    kept = weakref.ref(before)
+    del before
+    gc.collect()
+    assert kept() is not None  # frozen: the collector no longer looks at it
+
+
+def test_each_relay_process_freezes_its_start_up_heap(pg_url: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")} | {
+        "RELAY_DATABASE_URL": pg_url,
+        "RELAY_SPOOL_PATH": str(tmp_path / "spool.db"),
+    }
+    process = subprocess.Popen(
+        [RELAY, "serve", "--port", str(free_port())], env=env, stderr=subprocess.PIPE, text=True
+    )
+    lines: list[str] = []
+    assert process.stderr is not None
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr or ()), daemon=True)
+    reader.start()
+
+    def frozen() -> set[str]:
+        return {
+            line.split("relay.heap: ")[1].split(":")[0]
+            for line in list(lines)
+            if "start-up objects exempt from garbage collection" in line
+        }
+
+    try:
+        assert eventually(lambda: frozen() == {"intake", "dispatcher", "drain"}, timeout=60), lines
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+        reader.join(10)
