@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from relay.event_input import EventInput
+from relay.event_input import EventInput, InputError
 from relay.executions import phone_number_of
 from relay.registry import RegistrySnapshot
 
@@ -83,8 +83,12 @@ def delivery_body(
     }
     try:
         return orjson.dumps(document).decode()  # compact UTF-8, as below, in a tenth the time
-    except TypeError:  # an integer beyond 64 bits, which orjson cannot write
+    except TypeError:  # an integer beyond 64 bits, or nested deeper than orjson writes (254)
+        pass
+    try:
         return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    except RecursionError:  # read (orjson reads 1,024 levels) but too deep to write again
+        raise InputError(400, "data", "is nested too deeply") from None
 
 
 def deliveries_for(

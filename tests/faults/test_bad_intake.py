@@ -260,16 +260,15 @@ def test_bad_input_gets_4xx_never_5xx_and_good_events_still_arrive(
         assert relay.alive
         assert wait_delivered(post_log, accepted, timeout=60)
         relay.stop_cleanly()
-    # What was delivered is what was sent.
+    # What was delivered is what was sent: the same JSON value (a float may be written in
+    # another of its shortest forms, 1e-07 or 1e-7).
     for post in post_log.posts():
         if post.fault_id in sent_data:
             try:
-                sent = json.dumps(
-                    sent_data[post.fault_id], separators=(",", ":"), ensure_ascii=False
-                )
+                delivered = json.loads(post.body)["data"]
             except RecursionError:  # as deep as Python goes: the id matched, that will do
                 continue
-            assert f'"data":{sent}}}' in post.body.decode(), post.body[:500]
+            assert delivered == sent_data[post.fault_id], post.body[:500]
     total = sum(statuses.values())
     assert total >= BODIES
     by_status = Counter(status for _, status in statuses.elements())
