@@ -2,7 +2,7 @@
 
 httpcore's default backend goes through anyio, whose per-call machinery (a cancel scope per
 read and write, a fresh dict of socket attributes each time the pool asks whether an idle
-connection was closed by its server) was about a third of the dispatcher's CPU (py-spy,
+connection was closed by its server) was over a quarter of the dispatcher's CPU (py-spy,
 2026-12-01). The relay only runs on asyncio, so this backend talks to an asyncio transport
 directly: reads and writes under `asyncio.timeout`, and the "was it closed?" question
 answered from what the transport has already delivered, without a system call.
