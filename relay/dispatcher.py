@@ -106,7 +106,7 @@ class Dispatcher:
         self.config = config
         self._clock = clock
         self._random_fraction = random_fraction
-        self._timeout = {"timeout": httpx.Timeout(config.timeout_seconds).as_dict()}
+        self._request_extensions = {"timeout": httpx.Timeout(config.timeout_seconds).as_dict()}
         self._in_flight: dict[int, asyncio.Task[None]] = {}
         # Outcomes decided but not yet in the spool: gathered for `STORE_GATHER` into one
         # transaction, or held while the spool cannot take them (disk full), so the attempt
@@ -346,7 +346,7 @@ class Dispatcher:
                 _parsed_url(delivery.url),
                 content=body,
                 headers=headers,
-                extensions=self._timeout,
+                extensions=self._request_extensions,
             )
             async with self.clients.send(delivery.host, request) as response:
                 status, retry_after = response.status_code, response.headers.get("retry-after")

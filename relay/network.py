@@ -101,6 +101,10 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     def __init__(self, transport: asyncio.Transport, protocol: _StreamProtocol) -> None:
         self._transport = transport
         self._protocol = protocol
+        # After `start_tls` the protocol gets decrypted data from a new transport, which is
+        # the one to pause and resume: pausing the socket's under TLS's buffers hung a
+        # reader that had fallen behind (its resume went to the TLS transport, not paused).
+        protocol.transport = transport
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         protocol = self._protocol

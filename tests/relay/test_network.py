@@ -20,7 +20,7 @@ import httpx
 import pytest
 import trustme
 
-from relay.network import AsyncioBackend, PooledTransport
+from relay.network import READ_BUFFER_LIMIT, AsyncioBackend, PooledTransport
 
 LIMITS = httpx.Limits(max_connections=2, max_keepalive_connections=2)
 BIG = 4 * 1024 * 1024  # well past the socket buffers and the backend's read buffer limit
@@ -218,8 +218,9 @@ def test_a_reset_connection_is_a_read_error() -> None:
     asyncio.run(scenario())
 
 
-def test_bodies_larger_than_every_buffer_arrive_whole_both_ways() -> None:
-    """Sending waits for the socket to drain; reading stops and resumes the transport."""
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
+def test_bodies_larger_than_every_buffer_arrive_whole_both_ways(tls: bool, ca: trustme.CA) -> None:
+    """4 MiB each way, past the socket buffers and the read limit, over TCP and TLS."""
     big_request = bytes(range(256)) * (BIG // 256)
     big_answer = b"x" * BIG
 
@@ -229,13 +230,55 @@ def test_bodies_larger_than_every_buffer_arrive_whole_both_ways() -> None:
 
     async def scenario() -> None:
         peer = Peer(answer=echo_big)
-        async with serving(peer) as port:
-            pool = transport()
-            response, content = await post(pool, f"http://127.0.0.1:{port}/", big_request)
+        client_context = ssl.create_default_context()
+        ca.configure_trust(client_context)
+        async with serving(peer, tls=server_context(ca) if tls else None) as port:
+            pool = transport(client_context)
+            url = f"https://localhost:{port}/" if tls else f"http://127.0.0.1:{port}/"
+            response, content = await post(pool, url, big_request)
             await pool.aclose()
         assert response.status_code == 200
         assert content == big_answer
         assert peer.requests[0].body == big_request
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["tcp", "tls"])
+def test_a_reader_that_falls_behind_pauses_the_connection_and_then_gets_everything(
+    tls: bool, ca: trustme.CA
+) -> None:
+    """Past `READ_BUFFER_LIMIT` unread bytes the connection stops reading; reading resumes
+    it, on a TLS connection too (where the TLS transport, not the socket's, is paused)."""
+    answer = bytes(range(256)) * (BIG // 256)
+
+    async def send_big(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(answer)
+        await writer.drain()
+        writer.close()
+
+    async def scenario() -> None:
+        server = await asyncio.start_server(
+            send_big, "127.0.0.1", 0, ssl=server_context(ca) if tls else None
+        )
+        port = server.sockets[0].getsockname()[1]
+        stream = await AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=5)
+        if tls:
+            client_context = ssl.create_default_context()
+            ca.configure_trust(client_context)
+            stream = await stream.start_tls(client_context, "localhost", timeout=5)
+        buffered = stream._protocol.buffer  # type: ignore[attr-defined]  # white box
+        for _ in range(500):  # bounded: until the unread bytes pass the limit
+            if len(buffered) > READ_BUFFER_LIMIT:
+                break
+            await asyncio.sleep(0.01)
+        assert len(buffered) > READ_BUFFER_LIMIT  # so reading was paused
+        received = bytearray()
+        while chunk := await stream.read(65536, timeout=5):
+            received += chunk
+        await stream.aclose()
+        server.close()
+        assert received == answer
 
     asyncio.run(scenario())
 
