@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import relay.executions
-from relay.executions import COLUMNS, ExecutionResult, ExecutionRow
+from relay.executions import ExecutionResult, ExecutionRow
 from spool import SpoolRecord
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +69,7 @@ def decode(records: Sequence[SpoolRecord]) -> list[ExecutionRow]:
 
 def row_values(row: ExecutionRow) -> tuple[Any, ...]:
     """Column values in `relay.executions.COLUMNS` order, for COPY and INSERT baselines."""
-    return tuple(getattr(row, name) for name in COLUMNS)
+    return tuple(row)
 
 
 def company_ids(count: int) -> list[uuid.UUID]:

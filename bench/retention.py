@@ -13,7 +13,6 @@ the VACUUM that a DELETE leaves to do. WAL bytes are `pg_wal_lsn_diff` of
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import sys
 import time
@@ -111,8 +110,7 @@ def _spread(
     """`count` rows evenly over `month`, bodies taken from `template`, each with its own id."""
     span = month.end - month.start
     for n in range(count):
-        row = dataclasses.replace(
-            template[n % len(template)],
+        row = template[n % len(template)]._replace(
             execution_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
             created_at=(month.start + span * n / count).isoformat(),
         )

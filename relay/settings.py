@@ -93,7 +93,14 @@ class RelaySettings(BaseSettings):
         10,
         ge=0,
         le=19,
-        description="CPU niceness of the dispatcher and drain processes: intake goes first.",
+        description="CPU niceness of the dispatcher process: intake goes first.",
+    )
+    drain_nice: int = Field(
+        19,
+        ge=0,
+        le=19,
+        description="CPU niceness of the drain process: when the CPU is short, deliveries "
+        "go before their log rows (which wait in the spool meanwhile).",
     )
     ready_max_drain_failure_seconds: float = Field(
         300,

@@ -146,7 +146,7 @@ def _copy_records(
             if load.held:
                 with cursor.copy(_copy_sql("webhook_executions")) as copy:
                     for row in load.held:
-                        copy.write_row(row.as_tuple())
+                        copy.write_row(row)
         except psycopg.errors.UniqueViolation:
             cursor.execute("ROLLBACK TO SAVEPOINT direct_copy")  # partitions made since, too
             log.info("batch holds rows written before (redelivery after a crash): deduplicating")
@@ -183,7 +183,7 @@ def _copy_into(
             month = Month.of_text(row.created_at)
             load.months.add(month)
             if known is None or month in known:
-                copy.write_row(row.as_tuple())
+                copy.write_row(row)
             else:
                 load.held.append(row)
     return load

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 Clock = Callable[[], datetime]
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def utc_now() -> datetime:
@@ -17,10 +18,11 @@ def to_micros(moment: datetime) -> int:
     """Encode an aware datetime as integer microseconds since the epoch (exact, sortable)."""
     if moment.tzinfo is None:
         raise ValueError("naive datetime: spool timestamps must be timezone-aware")
-    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    delta = moment - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def from_micros(micros: int) -> datetime:
-    """Decode `to_micros` output back to an aware UTC datetime."""
-    return datetime.fromtimestamp(micros // 1_000_000, UTC).replace(microsecond=micros % 1_000_000)
+    """Decode `to_micros` output back to an aware UTC datetime (exact: integer arithmetic,
+    and half the cost of `fromtimestamp`; the drain and the dispatcher decode every row)."""
+    return _EPOCH + timedelta(microseconds=micros)

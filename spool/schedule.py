@@ -11,17 +11,17 @@ from __future__ import annotations
 import sqlite3
 import uuid
 from collections.abc import Collection
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from spool.clock import Clock, from_micros, to_micros, utc_now
 from spool.database import SpoolDatabase
 from spool.queue import validate_queue_name
 
 
-@dataclass(frozen=True)
-class ScheduledItem:
-    """A stored work item. `attempts` counts the attempts already made."""
+class ScheduledItem(NamedTuple):
+    """A stored work item. `attempts` counts the attempts already made. A named tuple for
+    the same reason as `SpoolRecord`: the dispatcher builds one per due row."""
 
     seq: int
     id: str
