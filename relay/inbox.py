@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
 from relay.delivery import Delivery
 from spool import Clock, SpoolDatabase, utc_now
+from spool.database import Operation, WriteOutcome
 from spool.schedule import ScheduledQueue
 from spool.seen import SeenKeys
 
@@ -37,6 +39,16 @@ class IntakeReceipt:
         return cls(str(fields["id"]), int(fields["deliveries"]), duplicate=True)
 
 
+@dataclass(frozen=True)
+class Acceptance:
+    """One event to accept: its deliveries, and the caller's id if it sent one."""
+
+    company_id: uuid.UUID
+    event_id: str
+    deliveries: list[Delivery]
+    caller_id: str | None
+
+
 class EventInbox:
     def __init__(
         self, spool: SpoolDatabase, *, idempotency_window: timedelta, clock: Clock = utc_now
@@ -58,7 +70,24 @@ class EventInbox:
 
         Raises `SpoolFullError` past the spool's bound (the caller answers 503).
         """
-        scope = str(company_id)
+        (outcome,) = self.accept_each([Acceptance(company_id, event_id, deliveries, caller_id)])
+        return outcome.get()
+
+    def accept_each(self, acceptances: Sequence[Acceptance]) -> list[WriteOutcome[IntakeReceipt]]:
+        """`accept` for several events in one transaction, each with its own outcome (a
+        receipt, or `SpoolFullError` ...): one call per batch of intake's requests."""
+        return self.spool.write_each([self._store(acceptance) for acceptance in acceptances])
+
+    def try_accept_each(
+        self, acceptances: Sequence[Acceptance]
+    ) -> list[WriteOutcome[IntakeReceipt]] | None:
+        """`accept_each` if the spool's write lock is free now, else None with nothing done
+        (see `SpoolDatabase.try_write_each`)."""
+        return self.spool.try_write_each([self._store(acceptance) for acceptance in acceptances])
+
+    def _store(self, acceptance: Acceptance) -> Operation[IntakeReceipt]:
+        scope = str(acceptance.company_id)
+        caller_id = acceptance.caller_id
 
         def store(conn: sqlite3.Connection) -> IntakeReceipt:
             now = self._clock()
@@ -67,11 +96,11 @@ class EventInbox:
                 if earlier is not None:
                     return IntakeReceipt.decode_duplicate(earlier)
             self.spool.ensure_capacity(conn)
-            for delivery in deliveries:
+            for delivery in acceptance.deliveries:
                 self.queue.enqueue_in(conn, delivery.host, delivery.encode(), item_id=delivery.id)
-            receipt = IntakeReceipt(event_id, len(deliveries))
+            receipt = IntakeReceipt(acceptance.event_id, len(acceptance.deliveries))
             if caller_id is not None:
                 self.seen.remember_in(conn, scope, caller_id, receipt.encode(), now)
             return receipt
 
-        return self.spool.write(store)
+        return store

@@ -32,6 +32,7 @@ from relay.dispatcher_process import DispatcherProcess
 from relay.heap import freeze_startup_heap
 from relay.inbox import EventInbox
 from relay.intake import IntakeState, create_intake_app
+from relay.intake_batch import AcceptBatcher
 from relay.metrics import (
     DrainMetrics,
     SpoolCollector,
@@ -148,7 +149,7 @@ class RelayService:
         )
         token = settings.intake_token.get_secret_value() if settings.intake_token else None
         self.intake = IntakeState(
-            inbox=self.inbox,
+            accepts=AcceptBatcher(self.inbox),
             registry=self.registry,
             clock=utc_now,
             max_body_bytes=settings.max_body_bytes,
@@ -162,8 +163,9 @@ class RelayService:
             children_down=self._children_down,
             max_drain_failure_seconds=settings.ready_max_drain_failure_seconds,
         )
-        self.app: Starlette = create_intake_app(self.intake, ops_routes(readiness, self.metrics))
-        self.app.router.lifespan_context = self._lifespan
+        self.app = create_intake_app(
+            self.intake, ops_routes(readiness, self.metrics), lifespan=self._lifespan
+        )
 
     def _children_down(self) -> list[str]:
         return [child.name for child in self.children if child.pid is None]
@@ -204,6 +206,7 @@ class RelayService:
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
+        self.intake.accepts.close()
         self.spool.close()
         self.engine.dispose()
 

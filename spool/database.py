@@ -15,11 +15,11 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Generic, Literal, TypeVar, cast
 
 from spool.errors import SpoolCorruptError, SpoolError, SpoolFullError, SpoolPermissionError
 
@@ -38,27 +38,28 @@ GATHER_WINDOW = 0.0002  # seconds a leader waits for each expected writer (~ an 
 
 
 @dataclass
-class _PendingWrite:
-    """One caller's operation waiting for (or finished by) a group commit."""
+class WriteOutcome(Generic[T]):
+    """One operation waiting for (or finished by) a group commit; `get` gives its result
+    or raises its error."""
 
-    operation: Operation[Any]
+    operation: Operation[T]
     thread: int
     isolated: bool
     done: bool = False
-    result: Any = None
+    result: T | None = None
     error: BaseException | None = None
 
-    def outcome(self) -> Any:
+    def get(self) -> T:
         if self.error is not None:
             raise self.error
-        return self.result
+        return cast(T, self.result)
 
 
 @dataclass
 class _GroupCommitState:
     """Queue of waiting writes and whether a leader is committing right now."""
 
-    queue: list[_PendingWrite] = field(default_factory=list)
+    queue: list[WriteOutcome[Any]] = field(default_factory=list)
     committing: bool = False
     leader: int | None = None  # thread committing now: a nested write would deadlock
     gathering: bool = False  # the leader is waiting for more writers to join its batch
@@ -174,19 +175,30 @@ class SpoolDatabase:
         microseconds per call on the hot append path): only for operations that cannot fail
         after their first change, except with errors that abort the whole transaction.
         """
+        (outcome,) = self.write_each([operation], isolated=isolated)
+        return outcome.get()
+
+    def write_each(
+        self, operations: Sequence[Operation[T]], *, isolated: bool = True
+    ) -> list[WriteOutcome[T]]:
+        """`write` for several operations at once, each with its own outcome: they join the
+        same transaction, and one failing does not undo the others (with `isolated`). One
+        call for a batch spares a thread per operation (intake's requests)."""
         me = threading.get_ident()
-        item = _PendingWrite(operation, me, isolated)
+        items = [WriteOutcome(operation, me, isolated) for operation in operations]
+        if not items:
+            return items
         group = self._group
         if group.leader == me:
             raise RuntimeError("SpoolDatabase.write called from inside a write operation")
         with group.condition:
-            group.queue.append(item)
+            group.queue.extend(items)  # at once: one batch takes all of them or none
             if group.gathering:
                 group.condition.notify_all()  # the leader is waiting for company
-            while not item.done and group.committing:
+            while not items[0].done and group.committing:
                 group.condition.wait()
-            if item.done:
-                return cast(T, item.outcome())
+            if items[0].done:
+                return items
             group.committing = True
             group.leader = me
             self._gather(group)
@@ -199,7 +211,37 @@ class SpoolDatabase:
                 group.committing = False
                 group.leader = None
                 group.condition.notify_all()
-        return cast(T, item.outcome())
+        return items
+
+    def try_write_each(
+        self, operations: Sequence[Operation[T]], *, isolated: bool = True
+    ) -> list[WriteOutcome[T]] | None:
+        """`write_each` on the calling thread if the write lock is free now; else None at
+        once, with nothing done. For an event loop, which must not wait for the lock (up to
+        the busy timeout) and hands the batch to a worker thread instead.
+
+        Committing on the loop's own thread spares the GIL hand-offs of a worker thread:
+        the sqlite3 module lets go of the GIL around every statement, and taking it back
+        from a busy loop cost intake about 0.4 ms of CPU per event at 500 events/s
+        (measured per thread), more than the transaction itself.
+        """
+        items = [
+            WriteOutcome(operation, threading.get_ident(), isolated) for operation in operations
+        ]
+        group = self._group
+        with group.condition:
+            if group.committing or group.queue:  # a thread is writing: join it there
+                return None
+            group.committing = True
+            group.leader = threading.get_ident()
+        try:
+            committed = self._commit_batch(items, wait_for_lock=False)
+        finally:
+            with group.condition:
+                group.committing = False
+                group.leader = None
+                group.condition.notify_all()
+        return items if committed else None
 
     @staticmethod
     def _gather(group: _GroupCommitState) -> None:
@@ -211,10 +253,10 @@ class SpoolDatabase:
         batch, known by thread) doubles the records per fsync; a lone writer never waits.
         Bounded without reading a clock: each wait either brings a writer or ends it.
         """
-        expected = len(group.last_writers | {queued.thread for queued in group.queue})
+        expected = group.last_writers | {queued.thread for queued in group.queue}
         group.gathering = True
         try:
-            while len(group.queue) < expected:
+            while not expected <= {queued.thread for queued in group.queue}:
                 before = len(group.queue)
                 group.condition.wait(GATHER_WINDOW)
                 if len(group.queue) == before:
@@ -254,12 +296,19 @@ class SpoolDatabase:
             raise RuntimeError("after_commit is only valid inside a write operation")
         self._after_commit.append(callback)
 
-    def _commit_batch(self, batch: list[_PendingWrite]) -> None:
+    def _commit_batch(self, batch: list[WriteOutcome[Any]], *, wait_for_lock: bool = True) -> bool:
+        """Run and commit the batch, each item getting its outcome. False, with nothing done,
+        when not `wait_for_lock` and another process holds the write lock."""
         conn = self._writer
         self._after_commit = []
         self._used_at_begin = None
+        decided = True
         try:
-            self._begin_immediate(conn)
+            if wait_for_lock:
+                self._begin_immediate(conn)
+            elif not self._try_begin_immediate(conn):
+                decided = False
+                return False
             for item in batch:
                 self._run_in_savepoint(conn, item)
             conn.execute("COMMIT")
@@ -278,8 +327,19 @@ class SpoolDatabase:
                 item.result, item.error = None, exc
             raise
         finally:
-            for item in batch:
-                item.done = True
+            if decided:
+                for item in batch:
+                    item.done = True
+        return True
+
+    def _try_begin_immediate(self, conn: sqlite3.Connection) -> bool:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+                return False
+            raise
+        return True
 
     def _run_after_commit(self) -> None:
         callbacks, self._after_commit = self._after_commit, []
@@ -289,7 +349,7 @@ class SpoolDatabase:
             except Exception:  # the data is committed; a failed notification must not undo it
                 log.exception("spool %s: after-commit callback failed", self.path)
 
-    def _run_in_savepoint(self, conn: sqlite3.Connection, item: _PendingWrite) -> None:
+    def _run_in_savepoint(self, conn: sqlite3.Connection, item: WriteOutcome[Any]) -> None:
         if not item.isolated:  # by contract it failed before changing anything, if at all
             try:
                 item.result = item.operation(conn)

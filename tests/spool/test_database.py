@@ -252,3 +252,83 @@ def test_a_full_spool_refuses_each_queued_append_without_failing_the_others(
     assert len(errors) == 4
     assert queue.stats().pending == 1  # the unbounded append (a result) went through
     db.close()
+
+
+def test_write_each_commits_every_operation_together_each_with_its_own_outcome(
+    outbox: DurableQueue,
+) -> None:
+    db = outbox.db
+    commits_before = db.commits
+
+    def refuse(conn: sqlite3.Connection) -> None:
+        outbox.append_in(conn, "refused", b"x")
+        raise ValueError("this one only")
+
+    outcomes = db.write_each(
+        [
+            lambda conn: outbox.append_in(conn, "a", b"1").pending,
+            refuse,
+            lambda conn: outbox.append_in(conn, "b", b"2").pending,
+        ]
+    )
+    assert db.commits - commits_before == 1
+    assert outcomes[0].get() == 1 and outcomes[2].get() == 1
+    with pytest.raises(ValueError, match="this one only"):
+        outcomes[1].get()
+    assert {b.key: b.pending for b in outbox.backlog()} == {"a": 1, "b": 1}
+
+
+def test_try_write_each_commits_on_the_calling_thread_when_the_lock_is_free(
+    outbox: DurableQueue,
+) -> None:
+    db = outbox.db
+    seen_on: list[int] = []
+
+    def append(conn: sqlite3.Connection) -> int:
+        seen_on.append(threading.get_ident())
+        return outbox.append_in(conn, "a", b"1").pending
+
+    outcomes = db.try_write_each([append, append])
+    assert outcomes is not None and [o.get() for o in outcomes] == [1, 2]
+    assert seen_on == [threading.get_ident()] * 2
+    assert outbox.stats().pending == 2
+
+
+def test_try_write_each_does_nothing_and_returns_at_once_while_another_process_writes(
+    spool_path: Path,
+) -> None:
+    db = SpoolDatabase(spool_path, busy_timeout_seconds=30)
+    queue = DurableQueue(db, "outbox")
+    other = sqlite3.connect(spool_path, isolation_level=None)  # another process's writer
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        ran: list[bool] = []
+        # Would wait the 30 s busy timeout if it waited for the lock at all.
+        assert db.try_write_each([lambda conn: ran.append(True)]) is None
+        assert ran == [] and db.commits == 0
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert db.try_write_each([lambda conn: queue.append_in(conn, "a", b"1")]) is not None
+    assert queue.stats().pending == 1
+    db.close()
+
+
+def test_try_write_each_leaves_the_batch_to_a_group_commit_in_progress(
+    spool_db: SpoolDatabase,
+) -> None:
+    inside, release = threading.Event(), threading.Event()
+
+    def slow(conn: sqlite3.Connection) -> None:
+        inside.set()
+        assert release.wait(10)
+
+    leader = threading.Thread(target=spool_db.write, args=(slow,))
+    leader.start()
+    assert inside.wait(10)
+    try:
+        assert spool_db.try_write_each([lambda conn: None]) is None
+    finally:
+        release.set()
+        leader.join(10)
+    assert spool_db.commits == 1
