@@ -3,6 +3,7 @@ PostgreSQL behind its registry, a real recording receiver, and every answer a cl
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import uuid
@@ -631,3 +632,31 @@ def test_before_the_registry_first_loads_intake_is_503_then_202(
         pg_cluster.start()
     assert eventually(lambda: relay.service.registry.loaded, timeout=15)
     assert relay.post(company).status_code == 202
+
+
+def test_the_router_behind_the_fast_path_sends_events_to_the_same_endpoint(
+    start_relay: StartRelay,
+) -> None:
+    """POST /v1/events skips Starlette; Starlette's router (which answers the 405s) knows
+    the same endpoint, so a request reaching it gets the same answers."""
+    relay = start_relay()
+    sent: list[dict[str, Any]] = []
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/events",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"content-type", b"text/plain")],
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(relay.service.app.fallback(scope, receive, send))
+
+    assert sent[0]["status"] == 415
+    assert json.loads(sent[1]["body"])["field"] == "content-type"
