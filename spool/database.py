@@ -204,13 +204,7 @@ class SpoolDatabase:
             self._gather(group)
             batch, group.queue = group.queue, []
             group.last_writers = {queued.thread for queued in batch}
-        try:
-            self._commit_batch(batch)
-        finally:
-            with group.condition:
-                group.committing = False
-                group.leader = None
-                group.condition.notify_all()
+        self._commit_as_leader(batch)
         return items
 
     def try_write_each(
@@ -225,23 +219,28 @@ class SpoolDatabase:
         taking it back from a busy loop used about 0.4 ms of CPU per intake event at 500
         events/s (measured per thread), where the transaction alone costs about 0.1 ms.
         """
-        items = [
-            WriteOutcome(operation, threading.get_ident(), isolated) for operation in operations
-        ]
+        me = threading.get_ident()
+        items = [WriteOutcome(operation, me, isolated) for operation in operations]
         group = self._group
         with group.condition:
             if group.committing or group.queue:  # a thread is writing: join it there
                 return None
             group.committing = True
-            group.leader = threading.get_ident()
+            group.leader = me
+        return items if self._commit_as_leader(items, wait_for_lock=False) else None
+
+    def _commit_as_leader(
+        self, batch: list[WriteOutcome[Any]], *, wait_for_lock: bool = True
+    ) -> bool:
+        """`_commit_batch` by the thread that took the group's lead; the lead is handed
+        back whatever happens, and the writers waiting for it are woken."""
         try:
-            committed = self._commit_batch(items, wait_for_lock=False)
+            return self._commit_batch(batch, wait_for_lock=wait_for_lock)
         finally:
-            with group.condition:
-                group.committing = False
-                group.leader = None
-                group.condition.notify_all()
-        return items if committed else None
+            with self._group.condition:
+                self._group.committing = False
+                self._group.leader = None
+                self._group.condition.notify_all()
 
     @staticmethod
     def _gather(group: _GroupCommitState) -> None:
@@ -274,14 +273,10 @@ class SpoolDatabase:
         the sleeps, so a frozen test clock cannot make it endless.
         """
         delay, waited = LOCK_POLL_FIRST, 0.0
-        while True:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
+        while not self._try_begin_immediate(conn):
+            if waited >= self._busy_timeout_ms / 1000:
+                conn.execute("BEGIN IMMEDIATE")  # a last try: raises SQLite's "locked" error
                 return
-            except sqlite3.OperationalError as exc:
-                busy = exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
-                if not busy or waited >= self._busy_timeout_ms / 1000:
-                    raise
             time.sleep(delay)
             waited += delay
             delay = min(delay * 2, LOCK_POLL_MAX)
@@ -332,7 +327,9 @@ class SpoolDatabase:
                     item.done = True
         return True
 
-    def _try_begin_immediate(self, conn: sqlite3.Connection) -> bool:
+    @staticmethod
+    def _try_begin_immediate(conn: sqlite3.Connection) -> bool:
+        """BEGIN IMMEDIATE once: False if another connection holds the write lock."""
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:

@@ -6,6 +6,8 @@ import hashlib
 import sqlite3
 import stat
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,26 @@ from spool import (
     SpoolFullError,
     SpoolRecord,
 )
+
+
+@contextmanager
+def leader_committing(db: SpoolDatabase) -> Iterator[None]:
+    """Inside: another thread leads a group commit, held inside its operation; on exit it is
+    released and its commit finishes."""
+    inside, release = threading.Event(), threading.Event()
+
+    def held(conn: sqlite3.Connection) -> None:
+        inside.set()
+        assert release.wait(10)
+
+    leader = threading.Thread(target=db.write, args=(held,))
+    leader.start()
+    assert inside.wait(10)
+    try:
+        yield
+    finally:
+        release.set()
+        leader.join(10)
 
 
 def oldest(queue: DurableQueue, key: str, rows: int) -> list[SpoolRecord]:
@@ -102,27 +124,17 @@ def test_concurrent_appends_share_one_commit(spool_path: Path) -> None:
     """While one transaction is committing, every append that arrives joins the next one."""
     db = SpoolDatabase(spool_path)
     queue = DurableQueue(db, "outbox")
-    leader_inside = threading.Event()
-    release_leader = threading.Event()
-
-    def slow_operation(conn: sqlite3.Connection) -> None:
-        leader_inside.set()
-        assert release_leader.wait(10)
-
-    leader = threading.Thread(target=db.write, args=(slow_operation,))
-    leader.start()
-    assert leader_inside.wait(10)
-    commits_before = db.commits
     followers = [threading.Thread(target=queue.append, args=(f"k{i}", b"x")) for i in range(8)]
+    with leader_committing(db):
+        commits_before = db.commits
+        for thread in followers:
+            thread.start()
+        for _ in range(1000):  # wait (bounded) until all 8 are queued behind the leader
+            if len(db._group.queue) == 8:
+                break
+            threading.Event().wait(0.005)
+        assert len(db._group.queue) == 8
     for thread in followers:
-        thread.start()
-    for _ in range(1000):  # wait (bounded) until all 8 are queued behind the leader
-        if len(db._group.queue) == 8:
-            break
-        threading.Event().wait(0.005)
-    assert len(db._group.queue) == 8
-    release_leader.set()
-    for thread in [leader, *followers]:
         thread.join(10)
     assert db.commits - commits_before == 2  # the leader's, then all 8 followers together
     assert queue.stats().pending == 8
@@ -317,18 +329,6 @@ def test_try_write_each_does_nothing_and_returns_at_once_while_another_process_w
 def test_try_write_each_leaves_the_batch_to_a_group_commit_in_progress(
     spool_db: SpoolDatabase,
 ) -> None:
-    inside, release = threading.Event(), threading.Event()
-
-    def slow(conn: sqlite3.Connection) -> None:
-        inside.set()
-        assert release.wait(10)
-
-    leader = threading.Thread(target=spool_db.write, args=(slow,))
-    leader.start()
-    assert inside.wait(10)
-    try:
+    with leader_committing(spool_db):
         assert spool_db.try_write_each([lambda conn: None]) is None
-    finally:
-        release.set()
-        leader.join(10)
     assert spool_db.commits == 1
