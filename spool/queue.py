@@ -192,7 +192,9 @@ class DurableQueue:
         One statement for the records and one counter update per key, instead of two
         statements per record: the dispatcher stores a few log records per transaction, and
         this was most of what logging cost it. Each receipt's `pending` is its key's count
-        after the whole batch.
+        once its own record is in, as if the records were appended one by one: a batch that
+        steps a key's count over a multiple of the drain's batch size still has the receipt
+        that completes that batch.
         """
         if bounded:
             self.db.ensure_capacity(conn)
@@ -204,7 +206,11 @@ class DurableQueue:
             key: int(conn.execute(self._count_added, (key, count, at)).fetchone()[0])
             for key, count in added.items()
         }
-        receipts = [AppendReceipt(rid, key, pending[key]) for rid, key, _at, _payload in rows]
+        before = {key: pending[key] - count for key, count in added.items()}
+        receipts = []
+        for rid, key, _at, _payload in rows:
+            before[key] += 1
+            receipts.append(AppendReceipt(rid, key, before[key]))
         for listener in self._append_listeners:
             for receipt in receipts:
                 self.db.after_commit(partial(listener, receipt))

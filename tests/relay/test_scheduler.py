@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 
 from relay.sink import ExecutionLogSink
 from spool import Drainer, DrainPolicy, DrainScheduler, DurableQueue
-from tests.conftest import append_results, assert_logged_once, logged_ids
+from tests.conftest import append_results, assert_logged_once, logged_ids, make_result
 from tests.support.pg_cluster import PgCluster
 from tests.support.waiting import eventually
 
@@ -45,6 +45,31 @@ def test_an_append_completing_a_batch_wakes_the_drain(
         ids += append_results(outbox, company, 1)  # the 50th wakes the job
         assert eventually(lambda: scheduler.completed_runs == 2)  # woken, not the hourly run
         assert len(logged_ids(pg_engine)) == 50
+    finally:
+        scheduler.shutdown(deadline_seconds=5)
+    assert_logged_once(pg_engine, ids)
+
+
+def test_a_batch_append_stepping_over_a_full_batch_wakes_the_drain(
+    outbox: DurableQueue, sink: ExecutionLogSink, pg_engine: Engine
+) -> None:
+    """The dispatcher appends a transaction's log records in one batch: 48 pending plus 4
+    makes 52, and no single append ever reads exactly 50."""
+    scheduler = DrainScheduler(Drainer(outbox, sink, DrainPolicy()), interval_seconds=3600)
+    scheduler.start()
+    try:
+        assert eventually(lambda: scheduler.completed_runs == 1)  # the start-up run is over
+        company = uuid.uuid4()
+        ids = append_results(outbox, company, 48)
+        batch = [make_result(company) for _ in range(4)]
+        receipts = outbox.db.write(
+            lambda conn: outbox.append_many_in(
+                conn, [(r.spool_key(), r.spool_payload(), None) for r in batch]
+            )
+        )
+        ids += [receipt.record_id for receipt in receipts]
+        assert eventually(lambda: scheduler.completed_runs == 2)  # woken, not the hourly run
+        assert len(logged_ids(pg_engine)) == 52
     finally:
         scheduler.shutdown(deadline_seconds=5)
     assert_logged_once(pg_engine, ids)

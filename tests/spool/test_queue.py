@@ -44,7 +44,7 @@ def test_append_receipt_counts_pending_for_its_key(outbox: DurableQueue) -> None
     assert outbox.append("b", b"x").pending == 1
 
 
-def test_a_batch_append_counts_each_key_once_and_commits_with_its_transaction(
+def test_a_batch_append_counts_each_record_in_turn_and_commits_with_its_transaction(
     outbox: DurableQueue, spool_db: SpoolDatabase
 ) -> None:
     t0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -65,9 +65,9 @@ def test_a_batch_append_counts_each_key_once_and_commits_with_its_transaction(
     receipts = spool_db.write(
         lambda conn: outbox.append_many_in(conn, records, enqueued_at=t0 + timedelta(seconds=5))
     )
-    assert [(r.key, r.pending) for r in receipts] == [("a", 3), ("b", 1), ("a", 3)]
+    assert [(r.key, r.pending) for r in receipts] == [("a", 2), ("b", 1), ("a", 3)]
     assert [receipts[0].record_id, receipts[2].record_id] == ["id-1", "id-3"]
-    assert woken == [("a", 3), ("b", 1), ("a", 3)]
+    assert woken == [("a", 2), ("b", 1), ("a", 3)]
     assert {(b.key, b.pending, b.oldest_enqueued_at) for b in outbox.backlog()} == {
         ("a", 3, t0),
         ("b", 1, t0 + timedelta(seconds=5)),
