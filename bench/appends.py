@@ -13,13 +13,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 from persistqueue import SQLiteAckQueue
 
 from bench.common import Scratch, median, open_spool
 from bench.data import SpoolInput
-from spool import SpoolDatabase
 
 
 @dataclass(frozen=True)
@@ -84,42 +83,21 @@ def _split(items: Sequence[SpoolInput], parts: int) -> list[Sequence[SpoolInput]
     return [items[i::parts] for i in range(parts)]
 
 
-class _CountingCommits:
-    """Counts the spool's group commits by wrapping its private batch method.
-
-    Bench-only instrumentation (the spool exposes no counter); it shows how many appends one
-    fsync carried. If the private name changes, counting is skipped, not the measurement.
-    """
-
-    def __init__(self, db: SpoolDatabase) -> None:
-        self.count: int | None = None
-        original = getattr(db, "_commit_batch", None)
-        if original is None:
-            return
-        self.count = 0
-
-        def counted(batch: Any) -> None:
-            assert self.count is not None
-            self.count += 1
-            original(batch)
-
-        db._commit_batch = counted  # type: ignore[method-assign]
-
-
 def spool_append(path: Path, items: Sequence[SpoolInput], threads: int) -> AppendRun:
     db, queue = open_spool(path / "spool.db")
-    counter = _CountingCommits(db)
+    commits_before = db.commits  # group commits: how many appends one fsync carried
     try:
         seconds = _run_threads(
             _split(items, threads),
             lambda item: queue.append(item.key, item.payload, record_id=item.record_id),
         )
         stored = queue.stats().pending
+        commits = db.commits - commits_before
     finally:
         db.close()
     if stored != len(items):
         raise RuntimeError(f"spool holds {stored} records, expected {len(items)}")
-    return AppendRun(len(items) / seconds, counter.count)
+    return AppendRun(len(items) / seconds, commits)
 
 
 PQ_SETUP_NOTE: list[str] = []
