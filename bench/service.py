@@ -300,6 +300,17 @@ class ServiceBenchResults:
             )
         return "; ".join(parts)
 
+    def busy_cores(self, logging_on: bool) -> float:
+        """Median cores kept busy during a burst by everything measured (relay, receiver,
+        PostgreSQL, this load generator): well under the machine's cores means one thread,
+        not the CPU, bounds the throughput, and work on the other cores costs little."""
+        values = [
+            (b.relay_cpu + b.receiver_cpu + b.postgres_cpu + b.client_cpu) / b.posts_seconds
+            for b in self.bursts
+            if b.logging == logging_on and b.posts_seconds > 0
+        ]
+        return statistics.median(values) if values else 0.0
+
     def cpu_pair_ratios(self) -> list[float]:
         """OFF/ON CPU per event of each pair, the log's drain and PostgreSQL included: what
         logging would cost a relay limited by CPU alone."""
@@ -408,6 +419,13 @@ class ServiceBenchResults:
             (
                 "  where the CPU goes: per event until settled, median ON vs OFF",
                 self.cpu_breakdown(),
+                "",
+                "",
+            ),
+            (
+                "  cores busy during a burst (relay, receiver, PostgreSQL, load generator)",
+                f"ON {self.busy_cores(True):.2f}, OFF {self.busy_cores(False):.2f} of "
+                f"{self.machine.nproc}",
                 "",
                 "",
             ),
@@ -567,7 +585,9 @@ def _method_lines(results: ServiceBenchResults) -> list[str]:
         "the median of the pairs' ON/OFF ratios; its interval is a percentile bootstrap "
         "(4,000 resamples of the pairs). Last log row: polled count of `webhook_executions` "
         "(50 ms). CPU until settled: the relay's three processes and PostgreSQL's, from the "
-        "first intake request to the moment the burst settled.",
+        "first intake request to the moment the burst settled. Cores busy: the CPU seconds of "
+        "the relay, the receiver, PostgreSQL and this load generator from the first intake "
+        "request to the last POST, over that time (the speed gauge is left out).",
         "Speed gauge (`bench/speed_gauge.py`): a process at nice 19 times a fixed unit of "
         "Python work by its own CPU time about 20 times a second throughout; a burst's "
         "reading is the mean over its window, and its speed-corrected rate is POSTs/s times "
