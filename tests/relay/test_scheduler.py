@@ -7,6 +7,8 @@ waits are bounded polls for an observable result, never sleeps standing in for l
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
@@ -32,21 +34,29 @@ def test_leftovers_of_an_earlier_run_drain_at_start(
     assert_logged_once(pg_engine, ids)
 
 
-def test_an_append_completing_a_batch_wakes_the_drain(
-    outbox: DurableQueue, sink: ExecutionLogSink, pg_engine: Engine
-) -> None:
+@contextmanager
+def hourly_scheduler(outbox: DurableQueue, sink: ExecutionLogSink) -> Iterator[DrainScheduler]:
+    """A started drain job whose interval is an hour, once its start-up run is over: any
+    further run within the test was woken early."""
     scheduler = DrainScheduler(Drainer(outbox, sink, DrainPolicy()), interval_seconds=3600)
     scheduler.start()
     try:
-        assert eventually(lambda: scheduler.completed_runs == 1)  # the start-up run is over
+        assert eventually(lambda: scheduler.completed_runs == 1)
+        yield scheduler
+    finally:
+        scheduler.shutdown(deadline_seconds=5)
+
+
+def test_an_append_completing_a_batch_wakes_the_drain(
+    outbox: DurableQueue, sink: ExecutionLogSink, pg_engine: Engine
+) -> None:
+    with hourly_scheduler(outbox, sink) as scheduler:
         company = uuid.uuid4()
         ids = append_results(outbox, company, 49)
         assert scheduler.completed_runs == 1  # 49 rows: no wake
         ids += append_results(outbox, company, 1)  # the 50th wakes the job
-        assert eventually(lambda: scheduler.completed_runs == 2)  # woken, not the hourly run
+        assert eventually(lambda: scheduler.completed_runs == 2)
         assert len(logged_ids(pg_engine)) == 50
-    finally:
-        scheduler.shutdown(deadline_seconds=5)
     assert_logged_once(pg_engine, ids)
 
 
@@ -55,10 +65,7 @@ def test_a_batch_append_stepping_over_a_full_batch_wakes_the_drain(
 ) -> None:
     """The dispatcher appends a transaction's log records in one batch: 48 pending plus 4
     makes 52, and no single append ever reads exactly 50."""
-    scheduler = DrainScheduler(Drainer(outbox, sink, DrainPolicy()), interval_seconds=3600)
-    scheduler.start()
-    try:
-        assert eventually(lambda: scheduler.completed_runs == 1)  # the start-up run is over
+    with hourly_scheduler(outbox, sink) as scheduler:
         company = uuid.uuid4()
         ids = append_results(outbox, company, 48)
         batch = [make_result(company) for _ in range(4)]
@@ -68,10 +75,8 @@ def test_a_batch_append_stepping_over_a_full_batch_wakes_the_drain(
             )
         )
         ids += [receipt.record_id for receipt in receipts]
-        assert eventually(lambda: scheduler.completed_runs == 2)  # woken, not the hourly run
+        assert eventually(lambda: scheduler.completed_runs == 2)
         assert len(logged_ids(pg_engine)) == 52
-    finally:
-        scheduler.shutdown(deadline_seconds=5)
     assert_logged_once(pg_engine, ids)
 
 
