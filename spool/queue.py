@@ -206,11 +206,11 @@ class DurableQueue:
             key: int(conn.execute(self._count_added, (key, count, at)).fetchone()[0])
             for key, count in added.items()
         }
-        before = {key: pending[key] - count for key, count in added.items()}
+        counted = {key: pending[key] - count for key, count in added.items()}  # before the batch
         receipts = []
         for rid, key, _at, _payload in rows:
-            before[key] += 1
-            receipts.append(AppendReceipt(rid, key, before[key]))
+            counted[key] += 1
+            receipts.append(AppendReceipt(rid, key, counted[key]))
         for listener in self._append_listeners:
             for receipt in receipts:
                 self.db.after_commit(partial(listener, receipt))
