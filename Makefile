@@ -26,6 +26,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## faults: only the fault-injection scenarios, one line of figures per scenario at the end
 faults: $(STAMP) postgres-binaries

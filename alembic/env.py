@@ -9,7 +9,7 @@ from __future__ import annotations
 from logging.config import fileConfig
 
 from alembic import context
-from relay.database import make_engine
+from relay.db.engine import make_engine
 from relay.settings import RelaySettings
 
 config = context.config

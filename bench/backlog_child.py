@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from bench.common import PhaseTimer, drain_all, open_spool
-    from relay.database import make_engine
-    from relay.sink import ExecutionLogSink
+    from relay.db.engine import make_engine
+    from relay.execution_log.sink import ExecutionLogSink
     from spool import Drainer, DrainPolicy
 
     rss_imports = _rss_kib()

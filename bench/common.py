@@ -14,8 +14,7 @@ from itertools import islice
 from pathlib import Path
 
 from bench.data import SpoolInput
-from spool import Drainer, DurableQueue, Outcome, SpoolDatabase
-from spool.clock import Clock, utc_now
+from spool import Clock, Drainer, DurableQueue, Outcome, SpoolDatabase, utc_now
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 QUEUE = "outbox"

@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import relay.executions
-from relay.executions import ExecutionResult, ExecutionRow
+import relay.execution_log.record
+from relay.execution_log.record import ExecutionResult, ExecutionRow
 from spool import SpoolRecord
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -60,15 +60,16 @@ def decode(records: Sequence[SpoolRecord]) -> list[ExecutionRow]:
     The relay is being edited alongside the benchmark; accept both the batch and the
     per-record spelling so the baselines always do the same work as the real sink.
     """
-    batch = getattr(relay.executions, "decode_records", None)
+    batch = getattr(relay.execution_log.record, "decode_records", None)
     if batch is not None:
         return list(batch(records))
-    single = relay.executions.decode_record  # type: ignore[attr-defined]
+    single = relay.execution_log.record.decode_record  # type: ignore[attr-defined]
     return [single(record) for record in records]
 
 
 def row_values(row: ExecutionRow) -> tuple[Any, ...]:
-    """Column values in `relay.executions.COLUMNS` order, for COPY and INSERT baselines."""
+    """Column values in `relay.execution_log.record.COLUMNS` order, for COPY and INSERT
+    baselines."""
     return tuple(row)
 
 

@@ -32,12 +32,14 @@ from bench.common import (
 from bench.data import SpoolInput, decode, row_values
 from bench.pg import BenchPostgres, Delta, warm_engine
 from bench.writers import COPY_SQL, CopySelectSink, ExecutemanySink, insert_one_per_transaction
-from relay.database import make_engine
-from relay.sink import ExecutionLogSink
+from relay.db.engine import make_engine
+from relay.execution_log.sink import ExecutionLogSink
 from spool import Drainer, DrainPolicy, Sink, SpoolRecord
 
 SINK_BATCHES = (100, 1_000, 10_000)
-CURRENT_SINK = "current"  # relay.sink.ExecutionLogSink, whatever its strategy is today
+CURRENT_SINK = (
+    "current"  # relay.execution_log.sink.ExecutionLogSink, whatever its strategy is today
+)
 COPY_SELECT_SINK = "copy-select"  # COPY into a temp table + INSERT..SELECT ON CONFLICT
 EXECUTEMANY_SINK = "executemany"  # pipelined executemany of INSERT..ON CONFLICT
 SINK_KINDS = (CURRENT_SINK, COPY_SELECT_SINK, EXECUTEMANY_SINK)

@@ -21,8 +21,8 @@ from bench.common import Scratch, append_batch, drain_all, fill_spool, open_spoo
 from bench.data import EPOCH, RowFactory, SpoolInput, decode, row_values
 from bench.pg import BenchPostgres, Delta, publish_stats, warm_engine
 from bench.writers import PerCompanyBatcher, insert_one_per_transaction
-from relay.database import make_engine
-from relay.sink import ExecutionLogSink
+from relay.db.engine import make_engine
+from relay.execution_log.sink import ExecutionLogSink
 from spool import Drainer, DrainPolicy
 
 ROWS_PER_COMPANY_MINUTE = 10

@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import Engine
 
-from relay.migrations import upgrade
+from relay.db.migrations import upgrade
 from tests.support.pg_cluster import PgCluster
 
 DBNAME = "bench"

@@ -28,9 +28,9 @@ from bench.common import OUT_DIR
 from bench.data import EPOCH, RowFactory, decode, row_values
 from bench.pg import BenchPostgres, warm_engine
 from bench.writers import raw_copy
-from relay.database import make_engine
-from relay.executions import ExecutionRow
-from relay.retention import Month, apply_retention
+from relay.db.engine import make_engine
+from relay.execution_log.record import ExecutionRow
+from relay.execution_log.retention import Month, apply_retention
 
 RETENTION_DAYS = 90
 TEMPLATE_ROWS = 2_000  # distinct generated bodies; larger fills reuse them with new ids

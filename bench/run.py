@@ -238,7 +238,8 @@ def _retention_details(report: Report, retention: RetentionResult) -> None:
         f"{retention.neighbour_rows:,} over the next (the request bodies of {TEMPLATE_ROWS:,} "
         "generated rows, reused with fresh execution ids), COPYed into the partitioned "
         "`webhook_executions`, then a CHECKPOINT. Drop: the relay's retention job "
-        "(`relay.retention.apply_retention`, 90 days, at the instant the month expires; the "
+        "(`relay.execution_log.retention.apply_retention`, 90 days, at the instant the month "
+        "expires; the "
         "months ahead already exist), timed and WAL-measured around the whole run. DELETE: the "
         "same rows loaded again the same way, then `DELETE ... WHERE created_at` over the "
         "month (autocommit), and the VACUUM of its table afterwards. The next month's rows are "
@@ -393,7 +394,8 @@ def _drain_details(d: list[str], drain: DrainResults) -> None:
     )
     per_row_us = drain.decode_seconds / drain.rows * 1e6
     d.append(
-        f"- Decoding and validating the records with `relay.executions` (measured on its own) "
+        "- Decoding and validating the records with `relay.execution_log.record` (measured on "
+        f"its own) "
         f"costs {per_row_us:.1f} us/row ({1e6 / per_row_us:,.0f} rows/s); raw COPY skips it."
     )
     for kind in (COPY_SELECT_SINK, EXECUTEMANY_SINK):

@@ -29,13 +29,14 @@ import psutil
 import psycopg
 
 from bench.service_http import RawConnection, RawHttpError
-from relay import admin, migrations
-from relay.database import make_engine
-from relay.delivery import Delivery, deliveries_for
-from relay.event_input import parse_event
-from relay.inbox import EventInbox
-from relay.registry import load_snapshot
-from relay.signing import sign
+from relay.db import migrations
+from relay.db.engine import make_engine
+from relay.delivery.signing import sign
+from relay.inbox.deliveries import Delivery, deliveries_for
+from relay.inbox.store import EventInbox
+from relay.intake.body import parse_event
+from relay.registry import writes
+from relay.registry.cache import load_snapshot
 from spool import SpoolDatabase, utc_now
 from tests.support.pg_cluster import PgCluster
 
@@ -248,10 +249,10 @@ class Database:
         ids, secrets = [], {}
         try:
             for n, port in enumerate(receiver_ports):
-                company = admin.add_company(engine, f"Bench company {n + 1}")
+                company = writes.add_company(engine, f"Bench company {n + 1}")
                 url = f"http://127.0.0.1:{port}/hooks/{company.id}"
-                secret = admin.new_signing_secret()
-                admin.add_webhook(
+                secret = writes.new_signing_secret()
+                writes.add_webhook(
                     engine, company_id=company.id, url=url, event=EVENT, filters=(), secret=secret
                 )
                 ids.append(company.id)

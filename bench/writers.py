@@ -16,8 +16,8 @@ from sqlalchemy import Engine
 from sqlalchemy import exc as sa_exc
 
 from bench.data import decode, row_values
-from relay.db_errors import classify
-from relay.executions import COLUMNS, ExecutionRow
+from relay.execution_log.errors import classify
+from relay.execution_log.record import COLUMNS, ExecutionRow
 from spool import SpoolRecord
 
 COLUMN_LIST = ", ".join(COLUMNS)

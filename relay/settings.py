@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from relay.retry import RetryPolicy
 from spool import DrainPolicy
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/relay.db"
@@ -73,11 +72,13 @@ class RelaySettings(BaseSettings):
     max_in_flight: int = Field(64, ge=1, description="Deliveries in flight at once.")
     max_per_host: int = Field(8, ge=1, description="Deliveries in flight to one host at once.")
     max_attempts: int = Field(6, ge=1, description="Attempts per delivery, the first included.")
-    retry_schedule_seconds: str = Field(
-        "5,30,120,600,1800", description="Waits after the 1st, 2nd ... failed attempt."
+    # Both read as comma-separated text and parsed once here, not on every attempt.
+    retry_schedule_seconds: Annotated[tuple[float, ...], NoDecode] = Field(
+        (5, 30, 120, 600, 1800), description="Waits after the 1st, 2nd ... failed attempt."
     )
-    logged_events: str = Field(
-        "call-history-was-created", description="Events whose attempts are logged; * for all."
+    logged_events: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset({"call-history-was-created"}),
+        description="Events whose attempts are logged; * for all.",
     )
     log_payload_max_bytes: int = Field(
         64 * 1024, ge=0, description="Largest request body stored in webhook_executions."
@@ -108,24 +109,33 @@ class RelaySettings(BaseSettings):
         description="GET /readyz answers 503 once the drain has failed for this long.",
     )
 
-    @field_validator("retry_schedule_seconds")
+    @field_validator("retry_schedule_seconds", mode="before")
     @classmethod
-    def _schedule_is_numbers(cls, value: str) -> str:
+    def _schedule_is_numbers(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
         try:
-            waits = [float(part) for part in value.split(",")]
+            waits = tuple(float(part) for part in value.split(","))
         except ValueError:
             raise ValueError("must be comma-separated seconds, e.g. 5,30,120") from None
+        return waits
+
+    @field_validator("retry_schedule_seconds")
+    @classmethod
+    def _waits_are_positive(cls, waits: tuple[float, ...]) -> tuple[float, ...]:
         if not waits or any(w <= 0 for w in waits):
             raise ValueError("every wait must be more than 0 seconds")
+        return waits
+
+    @field_validator("logged_events", mode="before")
+    @classmethod
+    def _event_names(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(name.strip() for name in value.split(",") if name.strip())
         return value
 
-    def retry_policy(self) -> RetryPolicy:
-        waits = tuple(timedelta(seconds=float(p)) for p in self.retry_schedule_seconds.split(","))
-        return RetryPolicy(schedule=waits, max_attempts=self.max_attempts)
-
     def is_logged(self, event: str) -> bool:
-        names = {name.strip() for name in self.logged_events.split(",") if name.strip()}
-        return "*" in names or event in names
+        return "*" in self.logged_events or event in self.logged_events
 
     def secret_values(self) -> list[str]:
         """What no log line or error may show: the intake token and the database password

@@ -5,8 +5,9 @@ This package knows nothing of webhooks; the relay builds on it.
 
 from spool.backoff import Backoff
 from spool.clock import Clock, utc_now
-from spool.database import SpoolDatabase
+from spool.database import Operation, SpoolDatabase, WriteOutcome, ensure_private_directory
 from spool.drain import Drainer, DrainReport, Outcome, drain_lock
+from spool.drain_job import DrainScheduler, FlushReport, flush
 from spool.errors import (
     ConfigSinkError,
     RecordSinkError,
@@ -27,12 +28,15 @@ from spool.queue import (
     Removed,
     SpoolRecord,
 )
-from spool.scheduler import DrainScheduler, FlushReport, flush
+from spool.salvage import CheckReport, SalvageReport, check_file, salvage
+from spool.scheduled_queue import ScheduledItem, ScheduledQueue
+from spool.seen import SeenKeys
 from spool.sink import Sink
 
 __all__ = [
     "AppendReceipt",
     "Backoff",
+    "CheckReport",
     "Clock",
     "ConfigSinkError",
     "DeadLetter",
@@ -45,10 +49,15 @@ __all__ = [
     "FileLock",
     "FlushReport",
     "KeyBacklog",
+    "Operation",
     "Outcome",
     "QueueStats",
     "RecordSinkError",
     "Removed",
+    "SalvageReport",
+    "ScheduledItem",
+    "ScheduledQueue",
+    "SeenKeys",
     "Sink",
     "SinkError",
     "SpoolCorruptError",
@@ -59,8 +68,12 @@ __all__ = [
     "SpoolRecord",
     "TakeReason",
     "TransientSinkError",
+    "WriteOutcome",
+    "check_file",
     "drain_lock",
+    "ensure_private_directory",
     "flush",
     "plan_drain",
+    "salvage",
     "utc_now",
 ]

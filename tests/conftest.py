@@ -14,11 +14,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from relay import migrations
-from relay.components import EXECUTION_LOG_QUEUE
-from relay.database import make_engine
-from relay.executions import ExecutionResult
-from relay.sink import ExecutionLogSink
+from relay.db import migrations
+from relay.db.engine import make_engine
+from relay.execution_log.record import ExecutionResult
+from relay.execution_log.sink import ExecutionLogSink
+from relay.runtime.wiring import EXECUTION_LOG_QUEUE
 from spool import Clock, DurableQueue, SpoolDatabase, utc_now
 from tests.support.pg_cluster import PgCluster
 

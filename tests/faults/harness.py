@@ -32,13 +32,12 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from relay import admin
-from relay.components import EXECUTION_LOG_QUEUE
-from relay.filters import parse_filters
-from relay.inbox import INBOX_QUEUE
-from relay.local_server import Receive, Scope, Send, ThreadedServer, read_body
-from spool import DeadLetter, DurableQueue, SpoolDatabase
-from spool.schedule import ScheduledQueue
+from relay.demo.local_server import Receive, Scope, Send, ThreadedServer, read_body
+from relay.inbox.store import INBOX_QUEUE
+from relay.registry import writes
+from relay.registry.filters import parse_filters
+from relay.runtime.wiring import EXECUTION_LOG_QUEUE
+from spool import DeadLetter, DurableQueue, ScheduledQueue, SpoolDatabase
 from tests.conftest import sample_event
 
 RELAY_BIN = str(Path(sys.executable).with_name("relay"))
@@ -410,15 +409,15 @@ class Company:
 
 
 def add_company(engine: Engine, name: str, hooks: Sequence[Hook]) -> Company:
-    company = admin.add_company(engine, name).id
+    company = writes.add_company(engine, name).id
     for hook in hooks:
-        admin.add_webhook(
+        writes.add_webhook(
             engine,
             company_id=company,
             url=hook.url,
             event=EVENT,
             filters=parse_filters(list(hook.filters)),
-            secret=admin.new_signing_secret(),
+            secret=writes.new_signing_secret(),
         )
     return Company(company, list(hooks))
 

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from relay.components import EXECUTION_LOG_QUEUE
+from relay.runtime.wiring import EXECUTION_LOG_QUEUE
 from spool import DurableQueue, SpoolDatabase
 from tests.conftest import make_result
 from tests.faults.harness import (

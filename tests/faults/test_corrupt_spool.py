@@ -15,8 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from spool import SpoolDatabase
-from spool.schedule import ScheduledQueue
+from spool import ScheduledQueue, SpoolDatabase
 from tests.faults.harness import (
     RELAY_BIN,
     REPORT,

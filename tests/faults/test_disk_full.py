@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from spool.salvage import check_file
+from spool import check_file
 from tests.faults.harness import (
     Accepted,
     Hook,

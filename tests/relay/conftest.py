@@ -16,13 +16,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from relay import admin
-from relay.delivery_worker import DeliveryWorker
-from relay.filters import Filter, parse_filters
-from relay.inbox import EventInbox
-from relay.registry import Registry
-from relay.schema import events
-from relay.service import RelayService
+from relay.db.schema import events
+from relay.delivery.worker import DeliveryWorker
+from relay.inbox.store import EventInbox
+from relay.registry import writes
+from relay.registry.cache import Registry
+from relay.registry.filters import Filter, parse_filters
+from relay.runtime.service import RelayService
 from relay.settings import RelaySettings
 from spool import DurableQueue, SpoolDatabase
 from tests.conftest import sample_event
@@ -52,7 +52,7 @@ def second_receiver() -> Iterator[RunningReceiver]:
 
 
 def add_company(engine: Engine, name: str = "Acme Cobrancas") -> uuid.UUID:
-    return admin.add_company(engine, name).id
+    return writes.add_company(engine, name).id
 
 
 def add_webhook(
@@ -65,7 +65,7 @@ def add_webhook(
     secret: str | None = None,
 ) -> uuid.UUID:
     parsed: tuple[Filter, ...] = parse_filters(filters or [])
-    return admin.add_webhook(
+    return writes.add_webhook(
         engine, company_id=company, url=url, event=event, filters=parsed, secret=secret
     ).id
 

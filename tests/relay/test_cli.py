@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from relay.components import EXECUTION_LOG_QUEUE
+from relay.runtime.wiring import EXECUTION_LOG_QUEUE
 from spool import DurableQueue, SpoolDatabase
 from tests.conftest import append_results, assert_logged_once, logged_ids
 from tests.support.pg_cluster import PgCluster

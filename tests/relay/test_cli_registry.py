@@ -18,11 +18,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from relay import admin
-from relay.filters import parse_filters
-from relay.registry import load_snapshot
-from relay.schema import webhook_events, webhooks
-from relay.service import StartupError, check_bind_address
+from relay.db.schema import webhook_events, webhooks
+from relay.errors import StartupError
+from relay.registry import writes
+from relay.registry.cache import load_snapshot
+from relay.registry.filters import parse_filters
+from relay.runtime.service import check_bind_address
 from tests.relay.conftest import EVENT
 
 RELAY = str(Path(sys.executable).with_name("relay"))
@@ -94,11 +95,11 @@ def add_company(env: dict[str, str], name: str = "Acme Cobrancas") -> uuid.UUID:
 
 def add_company_row(engine: Engine, name: str = "Acme Cobrancas") -> uuid.UUID:
     """Setup through the library, so that each test runs only the commands it is about."""
-    return admin.add_company(engine, name).id
+    return writes.add_company(engine, name).id
 
 
 def add_webhook_row(engine: Engine, company: uuid.UUID, url: str) -> uuid.UUID:
-    return admin.add_webhook(
+    return writes.add_webhook(
         engine, company_id=company, url=url, event=EVENT, filters=(), secret=None
     ).id
 

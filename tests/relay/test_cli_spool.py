@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from relay.components import EXECUTION_LOG_QUEUE
+from relay.runtime.wiring import EXECUTION_LOG_QUEUE
 from spool import DurableQueue, SpoolDatabase
 from tests.spool.test_salvage import build_spool, damage_leaf_pages, digest
 

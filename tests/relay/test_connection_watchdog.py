@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from relay.database import make_engine
+from relay.db.engine import make_engine
 from tests.faults.harness import TcpProxy
 
 TIMEOUT = 1.0

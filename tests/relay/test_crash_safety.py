@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from sqlalchemy import Engine
 
-from relay.sink import ExecutionLogSink
+from relay.execution_log.sink import ExecutionLogSink
 from spool import Drainer, DrainPolicy, DurableQueue, Outcome, SpoolRecord
 from tests.conftest import TEST_DATABASE, append_results, assert_logged_once, logged_ids
 from tests.support.pg_cluster import PgCluster

@@ -11,9 +11,9 @@ import psycopg
 import pytest
 from psycopg import errors as pg
 
-from relay.database import make_engine
-from relay.db_errors import classify
-from relay.sink import ExecutionLogSink
+from relay.db.engine import make_engine
+from relay.execution_log.errors import classify
+from relay.execution_log.sink import ExecutionLogSink
 from spool import (
     ConfigSinkError,
     Drainer,

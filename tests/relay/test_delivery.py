@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from relay.delivery import delivery_body
-from relay.event_input import InputError
+from relay.errors import InputError
+from relay.inbox.deliveries import delivery_body
 from tests.conftest import sample_event
 
 COMPANY = uuid.UUID("1f0c6f5e-3c1a-4d7e-9a51-2b8c7d6e5f40")

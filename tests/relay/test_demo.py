@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from relay.demo import run_demo
+from relay.demo.run import run_demo
 
 
 def test_the_demo_delivers_logs_and_counts_transactions() -> None:

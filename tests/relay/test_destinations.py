@@ -22,11 +22,16 @@ from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 from sqlalchemy import Engine
 
-from relay import destinations
-from relay.destinations import DestinationRefused, GuardedBackend, IPAddress, refusal_reason
-from relay.http_clients import HostClients
-from relay.local_server import Receive, Scope, Send, read_body
-from relay.network import AsyncioBackend
+from relay.delivery.transport import guard
+from relay.delivery.transport.clients import HostClients
+from relay.delivery.transport.guard import (
+    DestinationRefused,
+    GuardedBackend,
+    IPAddress,
+    refusal_reason,
+)
+from relay.delivery.transport.network import AsyncioBackend
+from relay.demo.local_server import Receive, Scope, Send, read_body
 from relay.settings import RelaySettings
 from tests.relay.conftest import Parts, RunningReceiver, add_webhook
 from tests.relay.test_dispatcher import REAL_TIME_MODULES, START, accept, log_records, run_due
@@ -89,7 +94,7 @@ class FakeDns:
 @pytest.fixture(autouse=True)
 def dns(monkeypatch: pytest.MonkeyPatch) -> FakeDns:
     fake = FakeDns()
-    real = destinations.resolve_name
+    real = guard.resolve_name
 
     async def resolve(host: str, port: int) -> list[IPAddress]:
         fake.asked.append(host)
@@ -99,7 +104,7 @@ def dns(monkeypatch: pytest.MonkeyPatch) -> FakeDns:
             raise OSError(f"test resolver: no answer for {host}")
         return [ip_address(a) for a in fake.answers[host]]
 
-    monkeypatch.setattr(destinations, "resolve_name", resolve)
+    monkeypatch.setattr(guard, "resolve_name", resolve)
     return fake
 
 
@@ -125,10 +130,10 @@ def connections(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def loopback_is_public(monkeypatch: pytest.MonkeyPatch) -> None:
     """127.0.0.1 (and only it) passes the guard, standing in for a public receiver, so a test
     can reach its local receiver through the guard and see what the guard does next."""
-    real = destinations.refusal_reason
+    real = guard.refusal_reason
     loopback = IPv4Address("127.0.0.1")
     monkeypatch.setattr(
-        destinations,
+        guard,
         "refusal_reason",
         lambda address: None if address == loopback else real(address),
     )

@@ -13,11 +13,10 @@ from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 from sqlalchemy import Engine
 
-from relay.delivery import deliveries_for
-from relay.dispatcher import DispatchConfig, Dispatcher
-from relay.event_input import EventInput
-from relay.http_clients import HostClients
-from relay.retry import RetryPolicy
+from relay.delivery.dispatcher import DispatchConfig, Dispatcher
+from relay.delivery.retry import RetryPolicy
+from relay.delivery.transport.clients import HostClients
+from relay.inbox.deliveries import EventInput, deliveries_for
 from tests.conftest import sample_event
 from tests.relay.conftest import EVENT, Parts, RunningReceiver, add_webhook
 
@@ -175,7 +174,7 @@ def test_unlogged_events_are_delivered_but_not_logged(
 def test_a_webhook_disabled_after_intake_gets_nothing(
     frozen: FrozenDateTimeFactory, parts: Parts, pg_engine: Engine, receiver: RunningReceiver
 ) -> None:
-    from relay.admin import disable_webhook
+    from relay.registry.writes import disable_webhook
 
     webhook = add_webhook(pg_engine, parts.company, f"{receiver.url}/ok")
     accept(parts)

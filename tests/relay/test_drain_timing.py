@@ -13,9 +13,9 @@ from freezegun import freeze_time
 from freezegun.api import FrozenDateTimeFactory
 from sqlalchemy import Engine
 
-from relay.components import EXECUTION_LOG_QUEUE
-from relay.database import make_engine
-from relay.sink import ExecutionLogSink
+from relay.db.engine import make_engine
+from relay.execution_log.sink import ExecutionLogSink
+from relay.runtime.wiring import EXECUTION_LOG_QUEUE
 from spool import ConfigSinkError, Drainer, DrainPolicy, DurableQueue, Outcome, SpoolDatabase
 from tests.conftest import append_results, assert_logged_once, logged_ids
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from relay.filters import (
+from relay.registry.filters import (
     MAX_VALUE_DEPTH,
     Filter,
     InvalidFilter,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from relay.heap import freeze_startup_heap
+from relay.runtime.heap import freeze_startup_heap
 from tests.relay.test_relay_e2e import RELAY, free_port
 from tests.support.waiting import eventually
 
@@ -62,7 +62,7 @@ def test_each_relay_process_freezes_its_start_up_heap(pg_url: str, tmp_path: Pat
 
     def frozen() -> set[str]:
         return {
-            line.split("relay.heap: ")[1].split(":")[0]
+            line.split("relay.runtime.heap: ")[1].split(":")[0]
             for line in list(lines)
             if "start-up objects exempt from garbage collection" in line
         }

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from relay.delivery import Delivery
-from relay.inbox import Acceptance, EventInbox
-from relay.intake_batch import AcceptBatcher
+from relay.inbox.deliveries import Delivery
+from relay.inbox.store import Acceptance, EventInbox
+from relay.intake.batching import AcceptBatcher
 from spool import SpoolDatabase, SpoolFullError
 
 

@@ -17,9 +17,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from relay.delivery import Delivery
-from relay.inbox import EventInbox, IntakeReceipt
-from relay.schema import companies
+from relay.db.schema import companies
+from relay.inbox.deliveries import Delivery
+from relay.inbox.store import EventInbox, IntakeReceipt
 from spool import SpoolDatabase
 from tests.conftest import sample_event
 from tests.relay.conftest import (

@@ -23,10 +23,10 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from relay import redaction
-from relay.admin import new_signing_secret
-from relay.log_setup import configure_logging
-from relay.registry import Registry
+from relay.ops import redaction
+from relay.ops.log_config import configure_logging
+from relay.registry.cache import Registry
+from relay.registry.writes import new_signing_secret
 from relay.settings import RelaySettings
 from tests.conftest import sample_event
 from tests.faults.harness import RelayProcess, relay_env, wait_for

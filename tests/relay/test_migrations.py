@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from relay import migrations
-from relay.database import make_engine
-from relay.schema import metadata
+from relay.db import migrations
+from relay.db.engine import make_engine
+from relay.db.schema import metadata
 from tests.support.pg_cluster import PgCluster
 
 TABLES = {"companies", "events", "webhooks", "webhook_events", "webhook_executions"}

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import trustme
 
-from relay.network import READ_BUFFER_LIMIT, AsyncioBackend, PooledTransport
+from relay.delivery.transport.network import READ_BUFFER_LIMIT, AsyncioBackend, PooledTransport
 
 LIMITS = httpx.Limits(max_connections=2, max_keepalive_connections=2)
 BIG = 4 * 1024 * 1024  # well past the socket buffers and the backend's read buffer limit

@@ -16,10 +16,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from relay.cli_purge import purge_phone
-from relay.cli_support import CommandError
-from relay.components import EXECUTION_LOG_QUEUE
-from relay.sink import ExecutionLogSink
+from relay.cli.purge import purge_phone
+from relay.cli.support import CommandError
+from relay.execution_log.sink import ExecutionLogSink
+from relay.runtime.wiring import EXECUTION_LOG_QUEUE
 from spool import Drainer, DrainPolicy, DurableQueue, Outcome, SpoolDatabase, SpoolRecord
 from tests.conftest import make_result
 

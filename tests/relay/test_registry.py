@@ -12,11 +12,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from relay import admin
-from relay.database import make_engine
-from relay.filters import parse_filters
-from relay.registry import Registry, fingerprint, load_snapshot
-from relay.schema import companies, events, webhook_events, webhooks
+from relay.db.engine import make_engine
+from relay.db.schema import companies, events, webhook_events, webhooks
+from relay.registry import writes
+from relay.registry.cache import Registry, fingerprint, load_snapshot
+from relay.registry.filters import parse_filters
 from tests.conftest import sample_event
 from tests.relay.conftest import (
     EVENT,
@@ -229,13 +229,13 @@ def test_subscription_finds_a_webhooks_current_subscription(pg_engine: Engine) -
 def test_the_fingerprint_moves_on_every_cli_change_and_only_then(pg_engine: Engine) -> None:
     first = fingerprint(pg_engine)
     assert fingerprint(pg_engine) == first
-    company = admin.add_company(pg_engine, "Acme").id
+    company = writes.add_company(pg_engine, "Acme").id
     with_company = fingerprint(pg_engine)
     assert with_company != first
     webhook = add_webhook(pg_engine, company, URL)
     with_webhook = fingerprint(pg_engine)
     assert with_webhook != with_company
-    admin.disable_webhook(pg_engine, webhook)
+    writes.disable_webhook(pg_engine, webhook)
     assert fingerprint(pg_engine) != with_webhook
     assert fingerprint(pg_engine) == fingerprint(pg_engine)
 
@@ -263,7 +263,7 @@ def test_refresh_if_changed_reloads_after_admin_changes_and_not_otherwise(
     assert registry.refresh_if_changed() is False
     assert registry.snapshot is loaded
 
-    webhook = admin.add_webhook(
+    webhook = writes.add_webhook(
         pg_engine,
         company_id=company,
         url=URL,
@@ -278,7 +278,7 @@ def test_refresh_if_changed_reloads_after_admin_changes_and_not_otherwise(
     ]
     assert registry.refresh_if_changed() is False
 
-    admin.disable_webhook(pg_engine, webhook)
+    writes.disable_webhook(pg_engine, webhook)
     assert registry.refresh_if_changed() is True
     assert webhook not in registry.snapshot.webhooks
     assert registry.snapshot.matching(company, EVENT, sample_event()) == []
@@ -289,7 +289,7 @@ def test_a_new_company_is_noticed(pg_engine: Engine, registry_engine: Engine) ->
     registry = Registry(registry_engine)
     registry.refresh()
 
-    company = admin.add_company(pg_engine, "Late Comer").id
+    company = writes.add_company(pg_engine, "Late Comer").id
 
     assert registry.refresh_if_changed() is True
     assert company in registry.snapshot.companies
@@ -317,7 +317,7 @@ def test_a_running_relay_picks_up_cli_changes_within_its_check_interval(
     assert deliveries() == 0
     webhook = add_webhook(pg_engine, company, URL)
     assert eventually(lambda: deliveries() == 1, timeout=5, step=0.1)
-    admin.disable_webhook(pg_engine, webhook)
+    writes.disable_webhook(pg_engine, webhook)
     assert eventually(lambda: deliveries() == 0, timeout=5, step=0.1)
 
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from standardwebhooks.webhooks import Webhook
 
-from relay.admin import new_signing_secret
+from relay.registry.writes import new_signing_secret
 from tests.conftest import sample_event
 from tests.relay.conftest import (
     RunningReceiver,

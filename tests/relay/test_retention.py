@@ -21,9 +21,10 @@ import sqlalchemy as sa
 from freezegun import freeze_time
 from sqlalchemy import Engine
 
-from relay import migrations
-from relay.database import make_engine
-from relay.retention import (
+from relay.db import migrations
+from relay.db.engine import make_engine
+from relay.db.schema import webhook_executions
+from relay.execution_log.retention import (
     Month,
     Partition,
     RetentionError,
@@ -32,8 +33,7 @@ from relay.retention import (
     existing_partitions,
     plan_retention,
 )
-from relay.schema import webhook_executions
-from relay.sink import ExecutionLogSink
+from relay.execution_log.sink import ExecutionLogSink
 from spool import SpoolRecord, TransientSinkError, utc_now
 from tests.conftest import assert_logged_once, logged_ids, make_result
 from tests.support.pg_cluster import PgCluster
@@ -190,7 +190,7 @@ def test_the_sink_creates_a_missing_month_on_the_fly(
     apply_retention(engine, at("2026-01-15"), 90)
     sink = ExecutionLogSink(engine)
     records = records_at(at("2025-12-31 23:00"), at("2026-01-10"), at("2031-07-04 12:00"))
-    with caplog.at_level("INFO", logger="relay.sink"):
+    with caplog.at_level("INFO", logger="relay.execution_log.sink"):
         sink.write(records)
     assert_logged_once(engine, [r.id for r in records])
     assert sink.transactions == 1
@@ -199,7 +199,7 @@ def test_the_sink_creates_a_missing_month_on_the_fly(
     created = [r.getMessage() for r in caplog.records if "creating partition" in r.getMessage()]
     assert len(created) == 2
     caplog.clear()
-    with caplog.at_level("INFO", logger="relay.sink"):
+    with caplog.at_level("INFO", logger="relay.execution_log.sink"):
         sink.write(records_at(at("2031-07-05")))  # known now: no DDL
     assert not [r for r in caplog.records if "creating partition" in r.getMessage()]
 

@@ -13,7 +13,7 @@ from email.utils import format_datetime
 import pytest
 from sqlalchemy import Engine
 
-from relay.retry import (
+from relay.delivery.retry import (
     MAX_RETRY_AFTER,
     RetryPolicy,
     is_retryable,
@@ -110,14 +110,14 @@ def test_a_nonsensical_policy_is_refused(kwargs: dict[str, object]) -> None:
 
 def test_settings_build_the_policy_from_the_environment_knobs() -> None:
     settings = RelaySettings(retry_schedule_seconds="1,2.5,60", max_attempts=4)
-    policy = settings.retry_policy()
+    policy = RetryPolicy.from_settings(settings)
     assert policy.schedule == (
         timedelta(seconds=1),
         timedelta(seconds=2.5),
         timedelta(seconds=60),
     )
     assert policy.max_attempts == 4
-    assert RelaySettings().retry_policy() == RetryPolicy()
+    assert RetryPolicy.from_settings(RelaySettings()) == RetryPolicy()
 
 
 @pytest.mark.parametrize("schedule", ["", "5,,30", "five", "5,-1", "0"])

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
-from relay.sink import ExecutionLogSink
+from relay.execution_log.sink import ExecutionLogSink
 from spool import Drainer, DrainPolicy, DrainScheduler, DurableQueue
 from tests.conftest import append_results, assert_logged_once, logged_ids, make_result
 from tests.support.pg_cluster import PgCluster

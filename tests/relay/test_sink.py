@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from relay.executions import ExecutionResult
-from relay.sink import ExecutionLogSink
+from relay.execution_log.record import ExecutionResult
+from relay.execution_log.sink import ExecutionLogSink
 from spool import Drainer, DrainPolicy, DurableQueue, Outcome, RecordSinkError
 from tests.conftest import append_results, assert_logged_once, logged_ids, make_result
 
@@ -72,7 +72,7 @@ def test_log_lines_name_rows_companies_and_transactions(
     companies = [uuid.uuid4() for _ in range(3)]
     for company in companies:
         append_results(outbox, company, 50)
-    with caplog.at_level(logging.INFO, logger="relay.sink"):
+    with caplog.at_level(logging.INFO, logger="relay.execution_log.sink"):
         sink.write(all_records(outbox))
     messages = [record.getMessage() for record in caplog.records]
     for company in companies:

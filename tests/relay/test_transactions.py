@@ -8,7 +8,7 @@ from datetime import timedelta
 from freezegun import freeze_time
 from sqlalchemy import Engine
 
-from relay.sink import ExecutionLogSink
+from relay.execution_log.sink import ExecutionLogSink
 from spool import Drainer, DrainPolicy, DurableQueue, Outcome
 from tests.conftest import TEST_DATABASE, CommitMeter, append_results, assert_logged_once
 from tests.support.pg_cluster import PgCluster

@@ -9,10 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from spool import DurableQueue, SpoolDatabase
-from spool.salvage import check_file, salvage
-from spool.schedule import ScheduledQueue
-from spool.seen import SeenKeys
+from spool import DurableQueue, ScheduledQueue, SeenKeys, SpoolDatabase, check_file, salvage
 
 RECORDS = 3000
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
-from spool import SpoolDatabase
-from spool.schedule import ScheduledQueue
-from spool.seen import SeenKeys
+from spool import ScheduledQueue, SeenKeys, SpoolDatabase
 
 T0 = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from relay.local_server import Receive, Scope, Send, ThreadedServer, read_body
+from relay.demo.local_server import Receive, Scope, Send, ThreadedServer, read_body
 
 __all__ = ["ReceivedRequest", "Receiver", "ThreadedServer"]
 

@@ -1,0 +1,1 @@
+"""Deliveries: the dispatcher that POSTs due deliveries, retries, signatures."""

@@ -1,0 +1,1 @@
+"""Per-host HTTP clients, their asyncio network backend, the SSRF guard."""

@@ -1,0 +1,1 @@
+"""The execution log: records, the database sink, partitions, retention, purge."""

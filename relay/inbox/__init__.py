@@ -1,0 +1,1 @@
+"""The durable inbox every way in writes to: accepted events and their deliveries."""

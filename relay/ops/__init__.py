@@ -1,0 +1,1 @@
+"""Operating it: metrics, health, log configuration, secret masking."""

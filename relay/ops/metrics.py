@@ -1,0 +1,207 @@
+"""Prometheus metrics: what each half of the relay counts, and one page that shows them all.
+
+`relay serve` runs deliveries in a child process (`relay/dispatcher_process.py`). The child
+counts into prometheus-client's multiprocess files (`PROMETHEUS_MULTIPROC_DIR`, a private
+directory beside the spool); intake's process reads those files at scrape time, so
+`GET /metrics` on the one port shows both halves. In one process (tests, `relay demo`) the
+same metric objects are simply registered directly.
+
+Spool depths, bytes and ages are read from the spool file when scraped, so they are right
+whichever process changed it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from spool import DrainReport, DurableQueue, Outcome, ScheduledQueue, SpoolDatabase, utc_now
+
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# -- intake (the process that serves HTTP) ------------------------------------------------------
+INTAKE_RESPONSES = Counter(
+    "relay_intake_responses", "Answers to POST /v1/events, by HTTP status.", ["code"], registry=None
+)
+
+# -- deliveries and the execution-log drain (the dispatcher process) ---------------------------
+DELIVERIES = Counter(
+    "relay_deliveries",
+    "Delivery attempts by outcome: success, retry (failed, tried again later), failed (given "
+    "up), dropped (webhook gone before the attempt).",
+    ["outcome"],
+    registry=None,
+)
+DELIVERY_SECONDS = Histogram(
+    "relay_delivery_seconds",
+    "Time of one POST attempt, until the answer's headers or the error.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=None,
+)
+RETRIES_SCHEDULED = Counter(
+    "relay_retries_scheduled", "Failed attempts rescheduled for a later try.", registry=None
+)
+DRAIN_ROWS = Counter(
+    "relay_drain_rows", "Execution-log rows written to the database.", registry=None
+)
+DRAIN_BATCHES = Counter(
+    "relay_drain_batches", "Drain cycles that wrote rows (one transaction each).", registry=None
+)
+DRAIN_SECONDS = Histogram(
+    "relay_drain_seconds",
+    "Time of one drain cycle that wrote rows or failed.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=None,
+)
+DB_TRANSACTIONS = Counter(
+    "relay_db_transactions", "Execution-log transactions committed in the database.", registry=None
+)
+DB_ERRORS = Counter(
+    "relay_db_errors",
+    "Execution-log database errors by class: transient (retried), record (dead-lettered), "
+    "config (retried slowly; needs an operator).",
+    ["error_class"],
+    registry=None,
+)
+DRAIN_FAILING_SINCE = Gauge(
+    "relay_drain_failing_since_timestamp_seconds",
+    "Unix time the drain started failing; 0 while it works.",
+    multiprocess_mode="mostrecent",
+    registry=None,
+)
+
+for _outcome in ("success", "retry", "failed", "dropped"):  # shown as 0 before the first
+    DELIVERIES.labels(_outcome)
+for _error_class in ("transient", "record", "config"):
+    DB_ERRORS.labels(_error_class)
+
+
+def count_delivery(outcome: str, *, seconds: float | None = None, retry: bool = False) -> None:
+    """One delivery attempt's result: success, retry, failed or dropped."""
+    DELIVERIES.labels(outcome).inc()
+    if seconds is not None:
+        DELIVERY_SECONDS.observe(seconds)
+    if retry:
+        RETRIES_SCHEDULED.inc()
+
+
+INTAKE_METRICS: tuple[Collector, ...] = (INTAKE_RESPONSES,)
+DELIVERY_METRICS: tuple[Collector, ...] = (
+    DELIVERIES,
+    DELIVERY_SECONDS,
+    RETRIES_SCHEDULED,
+    DRAIN_ROWS,
+    DRAIN_BATCHES,
+    DRAIN_SECONDS,
+    DB_TRANSACTIONS,
+    DB_ERRORS,
+    DRAIN_FAILING_SINCE,
+)
+
+
+class DrainMetrics:
+    """Counts scheduled drain cycles (the `DrainScheduler` hook) and keeps the time the
+    current run of failures began, which readiness reads."""
+
+    def __init__(self) -> None:
+        self._failing_since: float | None = None
+        DRAIN_FAILING_SINCE.set(0)  # a restarted dispatcher must not show its predecessor's
+
+    def record(self, report: DrainReport, seconds: float) -> None:
+        outcome = report.outcome
+        failed = outcome in (Outcome.TRANSIENT_ERROR, Outcome.CONFIG_ERROR)
+        if failed or outcome is Outcome.WRITTEN:
+            DRAIN_SECONDS.observe(seconds)
+        if report.rows_written:
+            DRAIN_ROWS.inc(report.rows_written)
+            DRAIN_BATCHES.inc()
+        DB_TRANSACTIONS.inc(report.transactions)
+        if report.dead_lettered:
+            DB_ERRORS.labels("record").inc(report.dead_lettered)
+        if outcome is Outcome.TRANSIENT_ERROR:
+            DB_ERRORS.labels("transient").inc()
+        elif outcome is Outcome.CONFIG_ERROR:
+            DB_ERRORS.labels("config").inc()
+        if failed and self._failing_since is None:
+            self._failing_since = time.time()
+            DRAIN_FAILING_SINCE.set(self._failing_since)
+        elif outcome in (Outcome.WRITTEN, Outcome.IDLE) and self._failing_since is not None:
+            self._failing_since = None
+            DRAIN_FAILING_SINCE.set(0)
+
+
+class SpoolCollector(Collector):
+    """Depths, bytes and the oldest pending log row, read from the spool at scrape time."""
+
+    def __init__(self, spool: SpoolDatabase, inbox: ScheduledQueue, outbox: DurableQueue) -> None:
+        self._spool, self._inbox, self._outbox = spool, inbox, outbox
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._outbox.stats()
+        items = GaugeMetricFamily(
+            "relay_spool_items", "Items waiting in the spool, by queue.", labels=["queue"]
+        )
+        items.add_metric(["inbox"], self._inbox.count())
+        items.add_metric(["outbox"], stats.pending)
+        items.add_metric(["dead_letters"], stats.dead_letters)
+        yield items
+        yield GaugeMetricFamily(
+            "relay_spool_bytes", "Bytes of live data in the spool file.", self._spool.used_bytes()
+        )
+        yield GaugeMetricFamily(
+            "relay_spool_file_bytes",
+            "Size of the spool file and its WAL on disk.",
+            self._spool.file_bytes(),
+        )
+        if self._spool.max_bytes is not None:
+            yield GaugeMetricFamily(
+                "relay_spool_max_bytes",
+                "The bound on live spool data (RELAY_SPOOL_MAX_BYTES); intake answers 503 "
+                "beyond it.",
+                self._spool.max_bytes,
+            )
+        oldest = min((b.oldest_enqueued_at for b in stats.backlogs), default=None)
+        age = (utc_now() - oldest).total_seconds() if oldest is not None else 0.0
+        yield GaugeMetricFamily(
+            "relay_spool_oldest_pending_seconds",
+            "Age of the oldest execution-log row not yet in the database.",
+            max(0.0, age),
+        )
+
+
+def multiprocess_directory(spool_path: Path) -> Path:
+    """Where the dispatcher process writes its metric files: private, beside the spool,
+    emptied at each start (files of an earlier run would add its counts to this one's)."""
+    directory = Path(f"{spool_path}.metrics")
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(mode=0o700)
+    return directory
+
+
+def exposition_registry(
+    spool_collector: SpoolCollector, *, child_directory: Path | None
+) -> CollectorRegistry:
+    """The registry `GET /metrics` renders: intake's metrics, the spool's, and the delivery
+    metrics, from the child's files (`child_directory`) or from this process."""
+    registry = CollectorRegistry(auto_describe=True)
+    for collector in (*INTAKE_METRICS, spool_collector):
+        registry.register(collector)
+    if child_directory is not None:
+        MultiProcessCollector(registry, path=str(child_directory))  # type: ignore[no-untyped-call]
+    else:
+        for collector in DELIVERY_METRICS:
+            registry.register(collector)
+    return registry
+
+
+def child_environment(directory: Path) -> dict[str, str]:
+    """The dispatcher's environment: this one plus where its metrics go."""
+    return {**os.environ, MULTIPROCESS_ENV: str(directory)}

@@ -1,0 +1,1 @@
+"""Companies, webhooks and their filters: the cached snapshot and its writes."""

@@ -1,0 +1,1 @@
+"""Running the relay: wiring, `serve`, child supervision, dispatcher and drain processes."""
