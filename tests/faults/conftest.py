@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.faults.harness import REPORT, PostLog, RelayProcess, relay_env
+from tests.support.relay_fixtures import outbox, pg_engine, pg_url, sink
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ from relay.registry import writes
 from relay.registry.filters import parse_filters
 from relay.runtime.wiring import EXECUTION_LOG_QUEUE
 from spool import DeadLetter, DurableQueue, ScheduledQueue, SpoolDatabase
-from tests.conftest import sample_event
+from tests.support.relay_data import sample_event
 
 RELAY_BIN = str(Path(sys.executable).with_name("relay"))
 EVENT = "call-history-was-created"

@@ -18,7 +18,6 @@ from sqlalchemy import Engine
 
 from relay.runtime.wiring import EXECUTION_LOG_QUEUE
 from spool import DurableQueue, SpoolDatabase
-from tests.conftest import make_result
 from tests.faults.harness import (
     EVENT,
     Accepted,
@@ -33,6 +32,7 @@ from tests.faults.harness import (
     spool_state,
     wait_delivered,
 )
+from tests.support.relay_data import make_result
 
 pytestmark = pytest.mark.faults
 

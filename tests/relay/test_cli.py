@@ -14,8 +14,8 @@ from sqlalchemy import Engine
 
 from relay.runtime.wiring import EXECUTION_LOG_QUEUE
 from spool import DurableQueue, SpoolDatabase
-from tests.conftest import append_results, assert_logged_once, logged_ids
 from tests.support.pg_cluster import PgCluster
+from tests.support.relay_data import append_results, assert_logged_once, logged_ids
 
 RELAY = str(Path(sys.executable).with_name("relay"))
 

@@ -13,8 +13,8 @@ from sqlalchemy import Engine
 
 from relay.execution_log.sink import ExecutionLogSink
 from spool import Drainer, DrainPolicy, DurableQueue, Outcome, SpoolRecord
-from tests.conftest import TEST_DATABASE, append_results, assert_logged_once, logged_ids
 from tests.support.pg_cluster import PgCluster
+from tests.support.relay_data import TEST_DATABASE, append_results, assert_logged_once, logged_ids
 
 
 class SimulatedCrash(BaseException):

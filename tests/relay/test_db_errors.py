@@ -24,8 +24,8 @@ from spool import (
     SinkError,
     TransientSinkError,
 )
-from tests.conftest import append_results
 from tests.support.pg_cluster import PgCluster
+from tests.support.relay_data import append_results
 
 
 @pytest.mark.parametrize(

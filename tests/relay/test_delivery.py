@@ -10,7 +10,7 @@ import pytest
 
 from relay.errors import InputError
 from relay.inbox.deliveries import delivery_body
-from tests.conftest import sample_event
+from tests.support.relay_data import sample_event
 
 COMPANY = uuid.UUID("1f0c6f5e-3c1a-4d7e-9a51-2b8c7d6e5f40")
 ACCEPTED = datetime(2026, 12, 1, 9, 30, 15, 123456, tzinfo=UTC)

@@ -17,7 +17,7 @@ from relay.db.engine import make_engine
 from relay.execution_log.sink import ExecutionLogSink
 from relay.runtime.wiring import EXECUTION_LOG_QUEUE
 from spool import ConfigSinkError, Drainer, DrainPolicy, DurableQueue, Outcome, SpoolDatabase
-from tests.conftest import append_results, assert_logged_once, logged_ids
+from tests.support.relay_data import append_results, assert_logged_once, logged_ids
 
 START = "2026-11-25 12:00:00"
 

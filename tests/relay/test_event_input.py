@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from relay.errors import InputError
 from relay.inbox.deliveries import EventInput
 from relay.intake.body import MAX_EVENT_LENGTH, MAX_ID_LENGTH, parse_event
-from tests.conftest import sample_event
+from tests.support.relay_data import sample_event
 
 COMPANY = "6f1c2b1e-8a0b-4b0e-9a0e-3d1b2c4f5a60"
 EVENT = "call-history-was-created"

@@ -21,7 +21,6 @@ from relay.db.schema import companies
 from relay.inbox.deliveries import Delivery
 from relay.inbox.store import EventInbox, IntakeReceipt
 from spool import SpoolDatabase
-from tests.conftest import sample_event
 from tests.relay.conftest import (
     EVENT,
     RunningReceiver,
@@ -30,6 +29,7 @@ from tests.relay.conftest import (
     add_webhook,
 )
 from tests.support.pg_cluster import PgCluster
+from tests.support.relay_data import sample_event
 from tests.support.waiting import eventually
 
 StartRelay = Callable[..., RunningRelay]

@@ -18,8 +18,8 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from relay.delivery.signing import secret_key, sign
 from relay.execution_log.record import PHONE_MAX_DIGITS, logged_payload, phone_number_of
 from relay.registry.writes import new_signing_secret
-from tests.conftest import sample_event
 from tests.relay.conftest import RunningReceiver, RunningRelay, add_company, add_webhook
+from tests.support.relay_data import sample_event
 from tests.support.waiting import eventually
 
 # -- phone_number_of ----------------------------------------------------------------------------

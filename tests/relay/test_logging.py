@@ -28,9 +28,9 @@ from relay.ops.log_config import configure_logging
 from relay.registry.cache import Registry
 from relay.registry.writes import new_signing_secret
 from relay.settings import RelaySettings
-from tests.conftest import sample_event
 from tests.faults.harness import RelayProcess, relay_env, wait_for
 from tests.relay.conftest import RunningReceiver, add_company, add_webhook
+from tests.support.relay_data import sample_event
 
 RELAY = str(Path(sys.executable).with_name("relay"))
 log = logging.getLogger("tests.relay.test_logging")

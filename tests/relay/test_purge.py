@@ -21,7 +21,7 @@ from relay.cli.support import CommandError
 from relay.execution_log.sink import ExecutionLogSink
 from relay.runtime.wiring import EXECUTION_LOG_QUEUE
 from spool import Drainer, DrainPolicy, DurableQueue, Outcome, SpoolDatabase, SpoolRecord
-from tests.conftest import make_result
+from tests.support.relay_data import make_result
 
 RELAY = str(Path(sys.executable).with_name("relay"))
 ALICE, BOB, CAROL = "5511987654321", "5521912345678", "5531955554444"

@@ -17,7 +17,6 @@ from relay.db.schema import companies, events, webhook_events, webhooks
 from relay.registry import writes
 from relay.registry.cache import Registry, fingerprint, load_snapshot
 from relay.registry.filters import parse_filters
-from tests.conftest import sample_event
 from tests.relay.conftest import (
     EVENT,
     RunningRelay,
@@ -27,6 +26,7 @@ from tests.relay.conftest import (
     remove_event_type,
 )
 from tests.support.pg_cluster import PgCluster
+from tests.support.relay_data import sample_event
 from tests.support.waiting import eventually
 
 URL = "http://127.0.0.1:9/hook"

@@ -16,13 +16,13 @@ from sqlalchemy import Engine
 from standardwebhooks.webhooks import Webhook
 
 from relay.registry.writes import new_signing_secret
-from tests.conftest import sample_event
 from tests.relay.conftest import (
     RunningReceiver,
     RunningRelay,
     add_company,
     add_webhook,
 )
+from tests.support.relay_data import sample_event
 from tests.support.waiting import eventually
 
 RELAY = str(Path(sys.executable).with_name("relay"))

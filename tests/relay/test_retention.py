@@ -35,8 +35,8 @@ from relay.execution_log.retention import (
 )
 from relay.execution_log.sink import ExecutionLogSink
 from spool import SpoolRecord, TransientSinkError, utc_now
-from tests.conftest import assert_logged_once, logged_ids, make_result
 from tests.support.pg_cluster import PgCluster
+from tests.support.relay_data import assert_logged_once, logged_ids, make_result
 
 DATABASE = "relay_retention"
 RELAY = str(Path(sys.executable).with_name("relay"))

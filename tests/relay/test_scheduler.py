@@ -15,8 +15,8 @@ from sqlalchemy import Engine
 
 from relay.execution_log.sink import ExecutionLogSink
 from spool import Drainer, DrainPolicy, DrainScheduler, DurableQueue
-from tests.conftest import append_results, assert_logged_once, logged_ids, make_result
 from tests.support.pg_cluster import PgCluster
+from tests.support.relay_data import append_results, assert_logged_once, logged_ids, make_result
 from tests.support.waiting import eventually
 
 

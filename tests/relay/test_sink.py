@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from relay.execution_log.record import ExecutionResult
 from relay.execution_log.sink import ExecutionLogSink
 from spool import Drainer, DrainPolicy, DurableQueue, Outcome, RecordSinkError
-from tests.conftest import append_results, assert_logged_once, logged_ids, make_result
+from tests.support.relay_data import append_results, assert_logged_once, logged_ids, make_result
 
 
 def all_records(queue: DurableQueue):  # type: ignore[no-untyped-def]

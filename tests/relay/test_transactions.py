@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 
 from relay.execution_log.sink import ExecutionLogSink
 from spool import Drainer, DrainPolicy, DurableQueue, Outcome
-from tests.conftest import TEST_DATABASE, CommitMeter, append_results, assert_logged_once
 from tests.support.pg_cluster import PgCluster
+from tests.support.relay_data import TEST_DATABASE, CommitMeter, append_results, assert_logged_once
 
 
 def test_100_companies_with_10_rows_each_cost_one_commit(
