@@ -10,7 +10,7 @@ import pytest
 
 from spool import ConfigSinkError, DurableQueue, SpoolRecord, TransientSinkError
 from spool.testing import InMemorySink
-from tests.support.sink_contract import SinkContract, spooled
+from tests.support.sink_contract import UnnamedRefusalContract, spooled
 
 
 class InMemoryBackend:
@@ -51,7 +51,7 @@ class InMemoryBackend:
         return sink
 
 
-class TestInMemorySinkKeepsTheContract(SinkContract):
+class TestInMemorySinkKeepsTheContract(UnnamedRefusalContract):
     @pytest.fixture
     def backend(self, contract_queue: DurableQueue) -> InMemoryBackend:
         return InMemoryBackend(contract_queue)

@@ -3,9 +3,11 @@
 huey runs one set of storage tests against every backend through a mixin; this is that idea
 in pytest. A test class inherits `SinkContract` and overrides its `backend` fixture with a
 `SinkBackend`: the small hook that makes records this sink accepts and refuses, reads back
-what it stored, and makes it fail. tests/spool runs the contract on `spool.testing`'s
-in-memory sink; tests/relay on the execution log over PostgreSQL and over SQLite. It imports
-nothing from `relay`.
+what it stored, and makes it fail. A sink that may also refuse a batch without naming the bad
+record (a database refusing the statement) inherits `UnnamedRefusalContract` instead, which
+adds the cases the drain's bisection relies on. tests/spool runs the contract on
+`spool.testing`'s in-memory sink; tests/relay on the execution log over PostgreSQL and over
+SQLite. It imports nothing from `relay`.
 """
 
 from __future__ import annotations
@@ -48,11 +50,6 @@ class SinkBackend(Protocol):
         """A spooled record the sink refuses and names in `RecordSinkError.rejected`."""
         ...
 
-    def unnamed_bad(self) -> SpoolRecord | None:
-        """A spooled record the sink refuses without saying which (the database refused the
-        statement), or None when this sink names every bad record."""
-        ...
-
     def stored_ids(self) -> list[str]:
         """The ids of the records the sink holds, a duplicate as often as it is stored."""
         ...
@@ -63,6 +60,15 @@ class SinkBackend(Protocol):
 
     def misconfigured(self) -> Sink:
         """A sink of this kind aimed at a destination that refuses every write."""
+        ...
+
+
+class UnnamingSinkBackend(SinkBackend, Protocol):
+    """A sink that can also refuse a batch without naming the bad record (a database
+    refusing the statement), so the drain must bisect."""
+
+    def unnamed_bad(self) -> SpoolRecord:
+        """A spooled record the sink refuses without saying which record was at fault."""
         ...
 
 
@@ -78,7 +84,8 @@ def ids(records: Sequence[SpoolRecord]) -> list[str]:
 
 
 class SinkContract:
-    """The tests; a subclass named `Test...` provides the `backend` fixture."""
+    """The tests every sink passes; a subclass named `Test...` provides the `backend`
+    fixture."""
 
     @pytest.fixture
     def contract_queue(self, spool_db: SpoolDatabase) -> DurableQueue:
@@ -118,18 +125,6 @@ class SinkContract:
         backend.sink.write(good)
         assert sorted(backend.stored_ids()) == ids(good)
 
-    def test_a_bad_record_the_sink_cannot_name_fails_the_whole_batch(
-        self, backend: SinkBackend
-    ) -> None:
-        unnamed = backend.unnamed_bad()
-        if unnamed is None:
-            pytest.skip("this sink names every record it refuses")
-        batch = [backend.good() for _ in range(3)] + [unnamed] + [backend.good()]
-        with pytest.raises(RecordSinkError) as refused:
-            backend.sink.write(batch)
-        assert refused.value.rejected == {}  # the drain bisects the batch to find it
-        assert backend.stored_ids() == []
-
     def test_an_outage_is_transient_and_the_same_batch_is_written_after_it(
         self, backend: SinkBackend
     ) -> None:
@@ -152,15 +147,46 @@ class SinkContract:
         good = [backend.good() for _ in range(30)]
         bad = [backend.bad()]
         good += [backend.good() for _ in range(19)]
-        unnamed = backend.unnamed_bad()
-        if unnamed is not None:
-            bad.append(unnamed)
-            good += [backend.good() for _ in range(5)]
-        report = Drainer(contract_queue, backend.sink, DrainPolicy()).drain_once(force=True)
-        assert report.outcome is Outcome.WRITTEN
-        assert (report.rows_written, report.dead_lettered) == (len(good), len(bad))
-        assert sorted(backend.stored_ids()) == ids(good)
-        dead = contract_queue.dead_letters()
-        assert sorted(letter.id for letter in dead) == ids(bad)
-        assert all(letter.error for letter in dead)
-        assert contract_queue.stats().pending == 0
+        assert_drained(contract_queue, backend, good, bad)
+
+
+class UnnamedRefusalContract(SinkContract):
+    """The contract of a sink that may refuse a batch without naming the bad record; its
+    `backend` fixture gives an `UnnamingSinkBackend`."""
+
+    def test_a_bad_record_the_sink_cannot_name_fails_the_whole_batch(
+        self, backend: UnnamingSinkBackend
+    ) -> None:
+        batch = [backend.good() for _ in range(3)] + [backend.unnamed_bad(), backend.good()]
+        with pytest.raises(RecordSinkError) as refused:
+            backend.sink.write(batch)
+        assert refused.value.rejected == {}  # the drain bisects the batch to find it
+        assert backend.stored_ids() == []
+
+    def test_the_drain_finds_unnamed_and_named_bad_records_and_stores_the_rest_once(
+        self, backend: UnnamingSinkBackend, contract_queue: DurableQueue
+    ) -> None:
+        good = [backend.good() for _ in range(10)]
+        bad = [backend.unnamed_bad()]
+        good += [backend.good() for _ in range(10)]
+        bad.append(backend.bad())
+        good += [backend.good() for _ in range(10)]
+        assert_drained(contract_queue, backend, good, bad)
+
+
+def assert_drained(
+    queue: DurableQueue,
+    backend: SinkBackend,
+    good: Sequence[SpoolRecord],
+    bad: Sequence[SpoolRecord],
+) -> None:
+    """One forced drain cycle of `queue` into the backend's sink buries exactly `bad`, each
+    with its reason, and stores each of `good` once."""
+    report = Drainer(queue, backend.sink, DrainPolicy()).drain_once(force=True)
+    assert report.outcome is Outcome.WRITTEN
+    assert (report.rows_written, report.dead_lettered) == (len(good), len(bad))
+    assert sorted(backend.stored_ids()) == ids(good)
+    dead = queue.dead_letters()
+    assert sorted(letter.id for letter in dead) == ids(bad)
+    assert all(letter.error for letter in dead)
+    assert queue.stats().pending == 0
