@@ -71,8 +71,7 @@ def configure_logging(
     installed before, so it is safe in tests. Uncaught exceptions are logged through it too,
     so a crash's traceback is masked and, in JSON mode, still one JSON line.
     """
-    for secret in secrets:
-        redaction.register(secret)
+    redaction.register_all(secrets)
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _RelayHandler)]:
         root.removeHandler(old)
