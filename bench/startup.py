@@ -30,6 +30,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.report import publish
 from bench.service_stage import EVENT, RelayProcess
 from relay.db import migrations
 from relay.db.engine import make_engine
@@ -250,13 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.before is not None:
         relays["before"] = args.before
     results = run_startup_bench(sizes, relays)
-    rows = results.table()
-    width = max(len(r[0]) for r in rows)
-    for name, value, target, verdict in rows:
-        print(f"{name:<{width}}  {value:<28} {target:<10} {verdict}")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(results.markdown())
-    print(f"\nwritten to {args.output}")
+    publish(results.table(), results.markdown(), args.output)
     return 0
 
 

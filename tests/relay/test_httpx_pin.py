@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import ssl
 import tomllib
-import typing
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import httpcore
 import httpx
@@ -49,15 +49,10 @@ class CountingBackend(AsyncioBackend):
         self.connects = 0
 
     async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: typing.Iterable[httpcore.SOCKET_OPTION] | None = None,
+        self, host: str, port: int, *args: Any, **options: Any
     ) -> httpcore.AsyncNetworkStream:
         self.connects += 1
-        return await super().connect_tcp(host, port, timeout, local_address, socket_options)
+        return await super().connect_tcp(host, port, *args, **options)
 
 
 def test_httpx_keeps_its_pool_where_the_relay_replaces_it() -> None:
