@@ -42,6 +42,7 @@ import httpx
 import psutil
 
 from bench.common import bootstrap_interval
+from bench.report import publish
 from bench.service_http import closed_loop, open_loop, per_host_loop
 from bench.service_stage import (
     Database,
@@ -971,14 +972,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     results = run_service_bench(args.quick)
-    rows = results.table()
-    width = max(len(r[0]) for r in rows)
-    print()
-    for name, value, target, verdict in rows:
-        print(f"{name:<{width}}  {value:<28} {target:<14} {verdict}")
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(results.markdown())
-    print(f"\nwritten to {args.output}")
+    publish(results.table(), results.markdown(), args.output)
     return 0
 
 
