@@ -237,6 +237,7 @@ def shared_metrics_directory(spool_path: Path) -> Path:
 
 
 def metrics_directory(spool_path: Path) -> Path:
+    """`<spool>.metrics`: beside the spool, so every role of one relay finds the same one."""
     return Path(f"{spool_path}.metrics")
 
 

@@ -73,7 +73,8 @@ def run_dispatcher(
     drain_wake_fd: int | None = None,
     parent_pid: int | None = None,
 ) -> None:
-    """`relay dispatcher`: deliver until SIGTERM/SIGINT (or, woken by intake, its end).
+    """`relay dispatcher`: deliver until SIGTERM/SIGINT, or until intake's pipe (`wake_fd`)
+    ends.
 
     As `relay serve`'s child (`parent_pid`) it dies with its parent, yields the CPU, and
     skips the integrity check that intake's process made a moment ago.
