@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from tests.faults.harness import REPORT, PostLog, RelayProcess, relay_env
+from tests.faults.harness import REPORT, PostLog, RelayProcess, fault_relay_env
 from tests.support.relay_fixtures import outbox, pg_engine, pg_url, sink
 
 
@@ -27,7 +27,7 @@ def relays(pg_url: str, pg_engine: Engine, tmp_path: Path) -> Iterator[Callable[
     made: list[RelayProcess] = []
 
     def make(name: str = "relay", **overrides: str) -> RelayProcess:
-        env = relay_env(pg_url, tmp_path / name / "spool.db", **overrides)
+        env = fault_relay_env(pg_url, tmp_path / name / "spool.db", **overrides)
         relay = RelayProcess(env, tmp_path / f"{name}.log")
         made.append(relay)
         return relay

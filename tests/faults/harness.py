@@ -13,12 +13,10 @@ import contextlib
 import dataclasses
 import itertools
 import json
-import os
 import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -38,9 +36,10 @@ from relay.registry import writes
 from relay.registry.filters import parse_filters
 from relay.runtime.wiring import EXECUTION_LOG_QUEUE
 from spool import DeadLetter, DurableQueue, ScheduledQueue, SpoolDatabase
+from tests.support.environment import relay_env
+from tests.support.relay_command import RELAY_SCRIPT
 from tests.support.relay_data import sample_event
 
-RELAY_BIN = str(Path(sys.executable).with_name("relay"))
 EVENT = "call-history-was-created"
 _FAULT_ID = re.compile(rb'"data":\{"fault_id":"([^"]+)"')
 _pause = threading.Event()  # never set: `_pause.wait(s)` is an interruptible pacing wait
@@ -65,24 +64,23 @@ def free_port() -> int:
 # -- relay processes -------------------------------------------------------------------------
 
 
-def relay_env(database_url: str, spool_path: Path, **overrides: str) -> dict[str, str]:
+def fault_relay_env(database_url: str, spool_path: Path, **overrides: str) -> dict[str, str]:
     """Environment of a relay tuned to converge fast: short ages, retries and deadlines."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    settings = {
-        "RELAY_DATABASE_URL": database_url,
-        "RELAY_SPOOL_PATH": str(spool_path),
-        "RELAY_MAX_AGE_SECONDS": "1",
-        "RELAY_DRAIN_INTERVAL_SECONDS": "0.2",
-        "RELAY_RETRY_SCHEDULE_SECONDS": "0.2,0.5,1",
-        "RELAY_SHUTDOWN_GRACE_SECONDS": "2",
-        "RELAY_SHUTDOWN_FLUSH_SECONDS": "15",
-        "RELAY_REGISTRY_CHECK_SECONDS": "0.5",
-        "RELAY_HTTP_TIMEOUT_SECONDS": "2",
-        "RELAY_DB_TIMEOUT_SECONDS": "3",
-        "RELAY_MAX_PER_HOST": "32",
-        "RELAY_ALLOW_PRIVATE_DESTINATIONS": "true",  # the receivers are on 127.0.0.1
-    }
-    return base | settings | overrides
+    tuned = relay_env(
+        database_url=database_url,
+        spool_path=spool_path,
+        max_age_seconds=1,
+        drain_interval_seconds=0.2,
+        retry_schedule_seconds="0.2,0.5,1",
+        shutdown_grace_seconds=2,
+        shutdown_flush_seconds=15,
+        registry_check_seconds=0.5,
+        http_timeout_seconds=2,
+        db_timeout_seconds=3,
+        max_per_host=32,
+        allow_private_destinations=True,  # the receivers are on 127.0.0.1
+    )
+    return tuned | overrides
 
 
 class RelayProcess:
@@ -114,7 +112,7 @@ class RelayProcess:
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [RELAY_BIN, "serve", "--port", str(self.port)],
+                [RELAY_SCRIPT, "serve", "--port", str(self.port)],
                 env=self.env,
                 stdout=log,
                 stderr=log,

@@ -17,7 +17,6 @@ from sqlalchemy import Engine
 
 from spool import ScheduledQueue, SpoolDatabase
 from tests.faults.harness import (
-    RELAY_BIN,
     REPORT,
     Figures,
     Hook,
@@ -29,6 +28,7 @@ from tests.faults.harness import (
     wait_for,
 )
 from tests.spool.test_salvage import damage_leaf_pages
+from tests.support.relay_command import run_relay
 
 pytestmark = pytest.mark.faults
 
@@ -48,9 +48,7 @@ def inbox_count(path: Path) -> int:
 
 
 def spool_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [RELAY_BIN, "spool", *args], env=env, capture_output=True, text=True, timeout=120
-    )
+    return run_relay(env, "spool", *args, timeout=120)
 
 
 @pytest.mark.parametrize("damage", ["leaf pages", "truncated"])
@@ -88,13 +86,7 @@ def test_a_damaged_spool_stops_the_relay_until_salvaged(
             spool.write_bytes(data[: len(data) * 2 // 3])
         evidence = digest(spool)
 
-        refused = subprocess.run(
-            [RELAY_BIN, "serve", "--port", str(relay.port)],
-            env=relay.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        refused = run_relay(relay.env, "serve", "--port", str(relay.port))
         assert refused.returncode == 2
         assert "relay spool salvage" in refused.stderr and "will not start" in refused.stderr
         assert "Traceback" not in refused.stderr

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import time
 from collections.abc import Callable
 
@@ -16,7 +15,6 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.faults.harness import (
-    RELAY_BIN,
     LoadGenerator,
     PostLog,
     RelayProcess,
@@ -30,6 +28,7 @@ from tests.faults.harness import (
     wait_for,
 )
 from tests.support.pg_cluster import PgCluster
+from tests.support.relay_command import run_relay
 
 pytestmark = pytest.mark.faults
 
@@ -39,14 +38,8 @@ RATE = 100.0
 
 def pending_in_spool(relay: RelayProcess) -> int:
     """`relay spool status` against the live spool, as an operator would run it."""
-    status = subprocess.run(
-        [RELAY_BIN, "spool", "status"],
-        env=relay.env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
+    status = run_relay(relay.env, "spool", "status", timeout=30)
+    assert status.returncode == 0, status.stderr
     found = re.search(r"pending: (\d+) rows", status.stdout)
     assert found is not None, status.stdout
     return int(found.group(1))

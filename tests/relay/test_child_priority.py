@@ -11,7 +11,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.relay.test_relay_e2e import RELAY, free_port
+from tests.relay.test_relay_e2e import free_port
+from tests.support.environment import relay_env
+from tests.support.relay_command import RELAY_SCRIPT
 from tests.support.waiting import eventually
 
 ROLES = ("dispatcher", "drain")
@@ -41,13 +43,9 @@ def niceness_by_role(pid: int) -> dict[str, int]:
 def test_children_yield_the_cpu_dispatcher_before_drain(
     pg_url: str, tmp_path: Path, settings: dict[str, str], expected: dict[str, int]
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")} | {
-        "RELAY_DATABASE_URL": pg_url,
-        "RELAY_SPOOL_PATH": str(tmp_path / "spool.db"),
-        **settings,
-    }
+    env = relay_env(database_url=pg_url, spool_path=tmp_path / "spool.db") | settings
     process = subprocess.Popen(
-        [RELAY, "serve", "--port", str(free_port())],
+        [RELAY_SCRIPT, "serve", "--port", str(free_port())],
         env=env,
         stderr=subprocess.DEVNULL,
         start_new_session=True,

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import queue
 import signal
 import subprocess
-import sys
 import threading
 import uuid
 from pathlib import Path
@@ -25,8 +23,9 @@ from relay.registry.cache import load_snapshot
 from relay.registry.filters import parse_filters
 from relay.runtime.service import check_bind_address
 from tests.relay.conftest import EVENT
+from tests.support.environment import relay_env
+from tests.support.relay_command import RELAY_SCRIPT
 
-RELAY = str(Path(sys.executable).with_name("relay"))
 HOOK = "https://hooks.example.com/calls"
 FILTER = '[{"field_path": "callHistory.campaign.id", "operator": "equals", "value": 201074}]'
 
@@ -43,7 +42,11 @@ def relay_all(
     envs = env if isinstance(env, list) else [env] * len(commands)
     processes = [
         subprocess.Popen(
-            [RELAY, *args], env=one_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            [RELAY_SCRIPT, *args],
+            env=one_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for one_env, args in zip(envs, commands, strict=True)
     ]
@@ -53,7 +56,9 @@ def relay_all(
             stdout, stderr = process.communicate(timeout=timeout)
             assert "Traceback" not in stderr, stderr
             results.append(
-                subprocess.CompletedProcess([RELAY, *args], process.returncode, stdout, stderr)
+                subprocess.CompletedProcess(
+                    [RELAY_SCRIPT, *args], process.returncode, stdout, stderr
+                )
             )
     finally:
         for process in processes:
@@ -63,21 +68,16 @@ def relay_all(
     return results
 
 
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-
-
 @pytest.fixture
 def env(pg_url: str, pg_engine: Engine, spool_path: Path) -> dict[str, str]:
-    return clean_env() | {"RELAY_DATABASE_URL": pg_url, "RELAY_SPOOL_PATH": str(spool_path)}
+    return relay_env(database_url=pg_url, spool_path=spool_path)
 
 
 def embedded(directory: Path) -> dict[str, str]:
     """The embedded default in a private directory: SQLite database and spool, no PostgreSQL."""
-    return clean_env() | {
-        "RELAY_DATABASE_URL": f"sqlite:///{directory / 'relay.db'}",
-        "RELAY_SPOOL_PATH": str(directory / "spool.db"),
-    }
+    return relay_env(
+        database_url=f"sqlite:///{directory / 'relay.db'}", spool_path=directory / "spool.db"
+    )
 
 
 @pytest.fixture
@@ -363,7 +363,7 @@ def test_serve_on_loopback_without_a_token_says_so_and_stops_on_sigterm(
     embedded_env: dict[str, str],
 ) -> None:
     process = subprocess.Popen(
-        [RELAY, "serve", "--host", "127.0.0.1", "--port", "0"],
+        [RELAY_SCRIPT, "serve", "--host", "127.0.0.1", "--port", "0"],
         env=embedded_env,
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,

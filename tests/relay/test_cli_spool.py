@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,16 +11,13 @@ import pytest
 from relay.runtime.wiring import EXECUTION_LOG_QUEUE
 from spool import DurableQueue, SpoolDatabase
 from tests.spool.test_salvage import build_spool, damage_leaf_pages, digest
-
-RELAY = str(Path(sys.executable).with_name("relay"))
+from tests.support.environment import relay_env
+from tests.support.relay_command import run_relay
 
 
 def relay(spool: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    env |= {"RELAY_SPOOL_PATH": str(spool), "RELAY_DATABASE_URL": f"sqlite:///{spool}.log.db"}
-    return subprocess.run(
-        [RELAY, "spool", *args], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    env = relay_env(spool_path=spool, database_url=f"sqlite:///{spool}.log.db")
+    return run_relay(env, "spool", *args)
 
 
 def test_check_passes_a_healthy_spool(spool_path: Path) -> None:

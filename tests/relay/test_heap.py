@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gc
-import os
 import signal
 import subprocess
 import threading
@@ -14,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from relay.runtime.heap import freeze_startup_heap
-from tests.relay.test_relay_e2e import RELAY, free_port
+from tests.relay.test_relay_e2e import free_port
+from tests.support.environment import relay_env
+from tests.support.relay_command import RELAY_SCRIPT
 from tests.support.waiting import eventually
 
 
@@ -48,12 +49,12 @@ def test_what_exists_is_frozen_and_a_cycle_made_later_is_still_collected() -> No
 
 
 def test_each_relay_process_freezes_its_start_up_heap(pg_url: str, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")} | {
-        "RELAY_DATABASE_URL": pg_url,
-        "RELAY_SPOOL_PATH": str(tmp_path / "spool.db"),
-    }
+    env = relay_env(database_url=pg_url, spool_path=tmp_path / "spool.db")
     process = subprocess.Popen(
-        [RELAY, "serve", "--port", str(free_port())], env=env, stderr=subprocess.PIPE, text=True
+        [RELAY_SCRIPT, "serve", "--port", str(free_port())],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     lines: list[str] = []
     assert process.stderr is not None

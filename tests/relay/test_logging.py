@@ -9,8 +9,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
@@ -28,11 +26,12 @@ from relay.ops.log_config import configure_logging
 from relay.registry.cache import Registry
 from relay.registry.writes import new_signing_secret
 from relay.settings import RelaySettings
-from tests.faults.harness import RelayProcess, relay_env, wait_for
+from tests.faults.harness import RelayProcess, fault_relay_env, wait_for
 from tests.relay.conftest import RunningReceiver, add_company, add_webhook
+from tests.support.environment import relay_env
+from tests.support.relay_command import run_relay
 from tests.support.relay_data import sample_event
 
-RELAY = str(Path(sys.executable).with_name("relay"))
 log = logging.getLogger("tests.relay.test_logging")
 
 
@@ -162,21 +161,13 @@ def test_uncaught_exceptions_go_through_the_masking_handler(output: io.StringIO)
 # -- real `relay` processes -------------------------------------------------------------------
 
 
-def cli_env(database_url: str, spool_path: Path, **extra: str) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    return clean | {"RELAY_DATABASE_URL": database_url, "RELAY_SPOOL_PATH": str(spool_path)} | extra
-
-
 def test_a_bad_log_format_exits_2_naming_the_variable(tmp_path: Path) -> None:
-    env = cli_env("sqlite:///" + str(tmp_path / "db" / "relay.db"), tmp_path / "s" / "spool.db")
-    result = subprocess.run(
-        [RELAY, "spool", "status"],
-        env=env | {"RELAY_LOG_FORMAT": "yaml"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    env = relay_env(
+        database_url="sqlite:///" + str(tmp_path / "db" / "relay.db"),
+        spool_path=tmp_path / "s" / "spool.db",
+        log_format="yaml",
     )
+    result = run_relay(env, "spool", "status")
     assert result.returncode == 2
     assert "RELAY_LOG_FORMAT" in result.stderr
     assert "Traceback" not in result.stderr
@@ -184,10 +175,11 @@ def test_a_bad_log_format_exits_2_naming_the_variable(tmp_path: Path) -> None:
 
 def test_an_error_message_does_not_show_the_database_password(tmp_path: Path) -> None:
     password = secret("unreachable-pw")
-    env = cli_env(f"postgresql+psycopg://relay:{password}@127.0.0.1:1/x", tmp_path / "s.db")
-    result = subprocess.run(
-        [RELAY, "-v", "migrate"], env=env, capture_output=True, text=True, timeout=60, check=False
+    env = relay_env(
+        database_url=f"postgresql+psycopg://relay:{password}@127.0.0.1:1/x",
+        spool_path=tmp_path / "s.db",
     )
+    result = run_relay(env, "-v", "migrate")
     assert result.returncode == 2
     assert "migration failed" in result.stderr
     assert password not in result.stderr + result.stdout
@@ -206,7 +198,7 @@ def test_a_serving_relay_never_logs_its_secrets(
     add_webhook(pg_engine, company, failing, secret=plain)
     # The suite's server trusts local connections: the password is sent, never checked.
     url = make_url(pg_url).set(password=password).render_as_string(hide_password=False)
-    env = relay_env(
+    env = fault_relay_env(
         url,
         tmp_path / "spool" / "spool.db",
         RELAY_INTAKE_TOKEN=token,

@@ -3,9 +3,7 @@ letters) and from PostgreSQL, and a drain running meanwhile cannot slip rows pas
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import threading
 import uuid
 from collections import Counter
@@ -21,22 +19,20 @@ from relay.cli.support import CommandError
 from relay.execution_log.sink import ExecutionLogSink
 from relay.runtime.wiring import EXECUTION_LOG_QUEUE
 from spool import Drainer, DrainPolicy, DurableQueue, Outcome, SpoolDatabase, SpoolRecord
+from tests.support.environment import relay_env
+from tests.support.relay_command import run_relay
 from tests.support.relay_data import make_result
 
-RELAY = str(Path(sys.executable).with_name("relay"))
 ALICE, BOB, CAROL = "5511987654321", "5521912345678", "5531955554444"
 
 
 @pytest.fixture
 def env(pg_url: str, spool_path: Path) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    return clean | {"RELAY_DATABASE_URL": pg_url, "RELAY_SPOOL_PATH": str(spool_path)}
+    return relay_env(database_url=pg_url, spool_path=spool_path)
 
 
 def relay(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [RELAY, *args], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    return run_relay(env, *args)
 
 
 def append(queue: DurableQueue, phone: str | None, count: int) -> None:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,10 +20,10 @@ from tests.relay.conftest import (
     add_company,
     add_webhook,
 )
+from tests.support.environment import relay_env
+from tests.support.relay_command import RELAY_SCRIPT
 from tests.support.relay_data import sample_event
 from tests.support.waiting import eventually
-
-RELAY = str(Path(sys.executable).with_name("relay"))
 
 
 def execution_rows(engine: Engine) -> list[sa.RowMapping]:
@@ -116,13 +114,13 @@ def test_a_relay_killed_right_after_202_delivers_after_restart(
 ) -> None:
     company = add_company(pg_engine)
     add_webhook(pg_engine, company, f"{receiver.url}/slow/1")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")} | {
-        "RELAY_DATABASE_URL": pg_url,
-        "RELAY_SPOOL_PATH": str(tmp_path / "spool.db"),
-        "RELAY_MAX_AGE_SECONDS": "0.5",
-        "RELAY_DRAIN_INTERVAL_SECONDS": "0.2",
-        "RELAY_ALLOW_PRIVATE_DESTINATIONS": "true",
-    }
+    env = relay_env(
+        database_url=pg_url,
+        spool_path=tmp_path / "spool.db",
+        max_age_seconds=0.5,
+        drain_interval_seconds=0.2,
+        allow_private_destinations=True,
+    )
     relay = _start_relay_process(env, free_port())
     try:
         answer = httpx.post(
@@ -166,7 +164,7 @@ class _RelayProcess:
 
 def _start_relay_process(env: dict[str, str], port: int) -> _RelayProcess:
     process = subprocess.Popen(
-        [RELAY, "serve", "--port", str(port)],
+        [RELAY_SCRIPT, "serve", "--port", str(port)],
         env=env,
         stderr=subprocess.PIPE,
         text=True,

@@ -7,9 +7,7 @@ rest of the suite's database should not see.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,11 +33,12 @@ from relay.execution_log.retention import (
 )
 from relay.execution_log.sink import ExecutionLogSink
 from spool import SpoolRecord, TransientSinkError, utc_now
+from tests.support.environment import relay_env
 from tests.support.pg_cluster import PgCluster
+from tests.support.relay_command import run_relay
 from tests.support.relay_data import assert_logged_once, logged_ids, make_result
 
 DATABASE = "relay_retention"
-RELAY = str(Path(sys.executable).with_name("relay"))
 
 
 def at(text: str) -> datetime:
@@ -334,24 +333,16 @@ def test_sqlite_retention_under_freezegun(sqlite_engine: Engine) -> None:
 # -- the command -----------------------------------------------------------------------------
 
 
-def run_relay(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    return subprocess.run(
-        [RELAY, *args],
-        env=env | {"RELAY_DATABASE_URL": database_url, "RELAY_RETENTION_DAYS": "30"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def retention_command(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_relay(relay_env(database_url=database_url, retention_days=30), *args)
 
 
 def test_command_runs_once_and_dry_runs(engine: Engine, retention_url: str) -> None:
-    dry = run_relay(retention_url, "retention", "--dry-run")
+    dry = retention_command(retention_url, "retention", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "would create 3 partitions" in dry.stdout
     assert partition_names(engine) == []
-    done = run_relay(retention_url, "retention")
+    done = retention_command(retention_url, "retention")
     assert done.returncode == 0, done.stderr
     assert "create 3 partitions" in done.stdout
     assert len(partition_names(engine)) == 3
@@ -359,8 +350,8 @@ def test_command_runs_once_and_dry_runs(engine: Engine, retention_url: str) -> N
 
 def test_command_rejects_bad_arguments_and_settings(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'relay.db'}"
-    assert run_relay(url, "retention", "--older-than", "3").returncode == 2
-    unmigrated = run_relay(url, "retention")
+    assert retention_command(url, "retention", "--older-than", "3").returncode == 2
+    unmigrated = retention_command(url, "retention")
     assert unmigrated.returncode == 2  # one line, no traceback
     assert "database error" in unmigrated.stderr
     assert "Traceback" not in unmigrated.stderr
