@@ -9,7 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from tests.faults.harness import REPORT, PostLog, RelayProcess, fault_relay_env
+from tests.faults.harness import (
+    REPORT,
+    RelayProcess,
+    fault_relay_env,
+)
+from tests.support.receivers import PostLog
 from tests.support.relay_fixtures import outbox, pg_engine, pg_url, sink
 
 

@@ -8,12 +8,9 @@ the receivers saw (by `webhook-id`), and the rows of `webhook_executions`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import dataclasses
 import itertools
 import json
-import re
 import signal
 import socket
 import subprocess
@@ -21,7 +18,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,18 +27,17 @@ import httpx
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from relay.demo.local_server import Receive, Scope, Send, ThreadedServer, read_body
 from relay.inbox.store import INBOX_QUEUE
 from relay.registry import writes
 from relay.registry.filters import parse_filters
 from relay.runtime.wiring import EXECUTION_LOG_QUEUE
 from spool import DeadLetter, DurableQueue, ScheduledQueue, SpoolDatabase
 from tests.support.environment import relay_env
+from tests.support.receivers import Post, PostLog
 from tests.support.relay_command import RELAY_SCRIPT
 from tests.support.relay_data import sample_event
 
 EVENT = "call-history-was-created"
-_FAULT_ID = re.compile(rb'"data":\{"fault_id":"([^"]+)"')
 _pause = threading.Event()  # never set: `_pause.wait(s)` is an interruptible pacing wait
 
 
@@ -167,211 +163,6 @@ class RelayProcess:
         code, seconds = self.terminate()
         assert code == 0, f"relay exited {code} on SIGTERM:\n{self.log_since_start()[-3000:]}"
         return seconds
-
-
-# -- receivers -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Post:
-    """One POST a receiver saw (recorded on arrival) and what it answered (None: not yet,
-    or never)."""
-
-    tag: str
-    webhook_id: str
-    fault_id: str | None
-    received_at: float
-    status: int | None
-    body: bytes = field(repr=False)
-
-
-def _fault_id_of(body: bytes) -> str | None:
-    try:
-        data = json.loads(body).get("data")
-    except RecursionError:  # nested deeper than Python parses: find the id by its text
-        found = _FAULT_ID.search(body)
-        return found.group(1).decode() if found else None
-    except (ValueError, AttributeError):
-        return None
-    value = data.get("fault_id") if isinstance(data, dict) else None
-    return value if isinstance(value, str) else None
-
-
-class PostLog:
-    """Thread-safe record of POSTs, shared by every receiver of a scenario."""
-
-    def __init__(self) -> None:
-        self._posts: list[Post] = []
-        self._lock = threading.Lock()
-
-    def add(self, post: Post) -> int:
-        with self._lock:
-            self._posts.append(post)
-            return len(self._posts) - 1
-
-    def answered(self, index: int, status: int) -> None:
-        with self._lock:
-            self._posts[index] = dataclasses.replace(self._posts[index], status=status)
-
-    def posts(self, tag: str | None = None) -> list[Post]:
-        with self._lock:
-            return [p for p in self._posts if tag is None or p.tag == tag]
-
-    def delivered(self) -> set[tuple[str, str]]:
-        """(fault_id, tag) pairs answered 2xx."""
-        return {
-            (p.fault_id, p.tag)
-            for p in self.posts()
-            if p.fault_id is not None and p.status is not None and 200 <= p.status < 300
-        }
-
-
-class FaultReceiver:
-    """ASGI webhook receiver; the path says who it is and how it behaves.
-
-    `/<tag>/ok` 200 · `/<tag>/status/<code>` · `/<tag>/retry-after/<s>` 429 ·
-    `/<tag>/hang` never answers · `/<tag>/slow/<s>` 200 after s seconds (unless the client
-    hangs up first) ·
-    `/<tag>/redirect` 307 to /<tag>/ok. `on_request` runs before the answer (e.g. to SIGKILL
-    the relay while this delivery is in flight).
-    """
-
-    def __init__(self, log: PostLog) -> None:
-        self.log = log
-        self.on_request: Callable[[], None] | None = None
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self._lock = threading.Lock()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
-        body = await read_body(receive)
-        headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
-        parts = scope["path"].strip("/").split("/")
-        tag, kind = parts[0], (parts[1] if len(parts) > 1 else "ok")
-        arg = parts[2] if len(parts) > 2 else ""
-        index = self.log.add(
-            Post(
-                tag, headers.get("webhook-id", ""), _fault_id_of(body), time.monotonic(), None, body
-            )
-        )
-        with self._lock:
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            hook = self.on_request
-            if hook is not None:
-                hook()
-            if kind in ("hang", "slow"):
-                # Wait (an hour, or the given seconds) unless the relay hangs up first: then
-                # this POST no longer counts as in flight.
-                delay = 3600.0 if kind == "hang" else float(arg)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_disconnected(receive), timeout=delay)
-                    return
-            status, extra = self._answer(tag, kind, arg)
-            await send({"type": "http.response.start", "status": status, "headers": extra})
-            await send({"type": "http.response.body", "body": b"{}"})
-            self.log.answered(index, status)
-        finally:
-            with self._lock:
-                self.in_flight -= 1
-
-    @staticmethod
-    def _answer(tag: str, kind: str, arg: str) -> tuple[int, list[tuple[bytes, bytes]]]:
-        if kind == "status":
-            return int(arg), []
-        if kind == "retry-after":
-            return 429, [(b"retry-after", arg.encode())]
-        if kind == "redirect":
-            return 307, [(b"location", f"/{tag}/ok".encode())]
-        return 200, []
-
-
-async def _disconnected(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-@contextlib.contextmanager
-def running_receiver(log: PostLog) -> Iterator[tuple[FaultReceiver, str]]:
-    receiver = FaultReceiver(log)
-    with ThreadedServer(receiver) as server:
-        yield receiver, server.url
-
-
-class ResettingReceiver:
-    """A raw TCP 'receiver' that reads the request, records it, then resets the connection."""
-
-    def __init__(self, log: PostLog, tag: str) -> None:
-        self.log = log
-        self.tag = tag
-        self._sock = socket.socket()
-        self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(64)
-        self._sock.settimeout(0.2)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._sock.getsockname()[1]}"
-
-    def __enter__(self) -> ResettingReceiver:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-        self._sock.close()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with conn:
-                conn.settimeout(5)
-                self._read_and_reset(conn)
-
-    def _read_and_reset(self, conn: socket.socket) -> None:
-        data = b""
-        try:
-            while b"\r\n\r\n" not in data and len(data) < 1 << 20:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                data += chunk
-            head, _, body = data.partition(b"\r\n\r\n")
-            headers = {}
-            for line in head.decode(errors="replace").split("\r\n")[1:]:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-            length = int(headers.get("content-length", "0"))
-            while len(body) < length:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                body += chunk
-        except (OSError, ValueError):
-            return
-        self.log.add(
-            Post(
-                self.tag,
-                headers.get("webhook-id", ""),
-                _fault_id_of(body),
-                time.monotonic(),
-                None,
-                body,
-            )
-        )
-        # SO_LINGER 0: close() sends RST instead of FIN.
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
 
 
 # -- registry --------------------------------------------------------------------------------

@@ -24,15 +24,14 @@ from tests.faults.harness import (
     EVENT,
     Accepted,
     Hook,
-    PostLog,
     RelayProcess,
     add_company,
     check,
     execution_rows,
-    running_receiver,
     spool_state,
     wait_delivered,
 )
+from tests.support.receivers import PostLog, running_receiver
 
 pytestmark = pytest.mark.faults
 

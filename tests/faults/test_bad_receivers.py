@@ -15,17 +15,14 @@ from sqlalchemy import Engine
 from tests.faults.harness import (
     Hook,
     LoadGenerator,
-    Post,
-    PostLog,
     RelayProcess,
-    ResettingReceiver,
     add_company,
     check,
     execution_rows,
-    running_receiver,
     spool_state,
     wait_for,
 )
+from tests.support.receivers import Post, PostLog, ResettingReceiver, running_receiver
 
 pytestmark = pytest.mark.faults
 

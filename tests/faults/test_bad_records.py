@@ -23,15 +23,14 @@ from tests.faults.harness import (
     Accepted,
     Hook,
     LoadGenerator,
-    PostLog,
     RelayProcess,
     add_company,
     check,
     execution_rows,
-    running_receiver,
     spool_state,
     wait_delivered,
 )
+from tests.support.receivers import PostLog, running_receiver
 from tests.support.relay_data import make_result
 
 pytestmark = pytest.mark.faults

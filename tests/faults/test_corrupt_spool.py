@@ -20,14 +20,13 @@ from tests.faults.harness import (
     REPORT,
     Figures,
     Hook,
-    PostLog,
     RelayProcess,
     add_company,
     event_data,
-    running_receiver,
     wait_for,
 )
 from tests.spool.test_salvage import damage_leaf_pages
+from tests.support.receivers import PostLog, running_receiver
 from tests.support.relay_command import run_relay
 
 pytestmark = pytest.mark.faults

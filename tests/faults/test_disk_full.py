@@ -19,16 +19,15 @@ from spool import check_file
 from tests.faults.harness import (
     Accepted,
     Hook,
-    PostLog,
     RelayProcess,
     add_company,
     check,
     event_data,
     execution_rows,
-    running_receiver,
     spool_state,
     wait_delivered,
 )
+from tests.support.receivers import PostLog, running_receiver
 
 pytestmark = pytest.mark.faults
 

@@ -15,18 +15,17 @@ from sqlalchemy.engine import make_url
 from tests.faults.harness import (
     Hook,
     LoadGenerator,
-    PostLog,
     RelayProcess,
     TcpProxy,
     add_company,
     check,
     execution_rows,
     row_count,
-    running_receiver,
     spool_state,
     wait_delivered,
     wait_for,
 )
+from tests.support.receivers import PostLog, running_receiver
 
 pytestmark = pytest.mark.faults
 

@@ -16,18 +16,17 @@ from sqlalchemy import Engine
 
 from tests.faults.harness import (
     LoadGenerator,
-    PostLog,
     RelayProcess,
     add_all_and_even_companies,
     check,
     execution_rows,
     row_count,
-    running_receiver,
     spool_state,
     wait_delivered,
     wait_for,
 )
 from tests.support.pg_cluster import PgCluster
+from tests.support.receivers import PostLog, running_receiver
 from tests.support.relay_command import run_relay
 
 pytestmark = pytest.mark.faults

@@ -15,17 +15,16 @@ from sqlalchemy import Engine
 from tests.faults.harness import (
     Hook,
     LoadGenerator,
-    PostLog,
     RelayProcess,
     add_company,
     check,
     execution_rows,
     row_count,
-    running_receiver,
     spool_state,
     wait_delivered,
     wait_for,
 )
+from tests.support.receivers import PostLog, running_receiver
 
 pytestmark = pytest.mark.faults
 

@@ -14,15 +14,14 @@ from sqlalchemy import Engine
 
 from tests.faults.harness import (
     LoadGenerator,
-    PostLog,
     RelayProcess,
     add_all_and_even_companies,
     check,
     execution_rows,
-    running_receiver,
     spool_state,
     wait_delivered,
 )
+from tests.support.receivers import PostLog, running_receiver
 
 pytestmark = pytest.mark.faults
 

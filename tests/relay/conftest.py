@@ -25,31 +25,23 @@ from relay.registry.filters import Filter, parse_filters
 from relay.runtime.service import RelayService
 from relay.settings import RelaySettings
 from spool import DurableQueue, SpoolDatabase
+from tests.support.receivers import RunningReceiver, ThreadedServer, running_receiver
 from tests.support.relay_data import sample_event
 from tests.support.relay_fixtures import outbox, pg_engine, pg_url, sink
-from tests.support.servers import Receiver, ThreadedServer
 
 EVENT = "call-history-was-created"
 
 
-@dataclass
-class RunningReceiver:
-    receiver: Receiver
-    url: str
-
-
 @pytest.fixture
 def receiver() -> Iterator[RunningReceiver]:
-    recorder = Receiver()
-    with ThreadedServer(recorder) as server:
-        yield RunningReceiver(recorder, server.url)
+    with running_receiver() as running:
+        yield running
 
 
 @pytest.fixture
 def second_receiver() -> Iterator[RunningReceiver]:
-    recorder = Receiver()
-    with ThreadedServer(recorder) as server:
-        yield RunningReceiver(recorder, server.url)
+    with running_receiver() as running:
+        yield running
 
 
 def add_company(engine: Engine, name: str = "Acme Cobrancas") -> uuid.UUID:
