@@ -1,7 +1,8 @@
 """Black-box fault harness: relay processes, recording receivers, a load generator, the checker.
 
-Everything runs for real on 127.0.0.1: `relay serve` subprocesses (SIGKILLed and SIGTERMed
-from outside), receivers that record every POST, the suite's PostgreSQL. The checker compares
+Everything runs for real on 127.0.0.1: `relay serve` subprocesses (tests/support/relay_launcher.py,
+SIGKILLed and SIGTERMed from outside), receivers that record every POST
+(tests/support/receivers.py), the suite's PostgreSQL. The checker compares
 three sources at the end of a scenario: the events the load generator got 202 for, the POSTs
 the receivers saw (by `webhook-id`), and the rows of `webhook_executions`.
 """
@@ -11,9 +12,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import signal
 import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -32,137 +31,11 @@ from relay.registry import writes
 from relay.registry.filters import parse_filters
 from relay.runtime.wiring import EXECUTION_LOG_QUEUE
 from spool import DeadLetter, DurableQueue, ScheduledQueue, SpoolDatabase
-from tests.support.environment import relay_env
 from tests.support.receivers import Post, PostLog
-from tests.support.relay_command import RELAY_SCRIPT
 from tests.support.relay_data import sample_event
 
 EVENT = "call-history-was-created"
 _pause = threading.Event()  # never set: `_pause.wait(s)` is an interruptible pacing wait
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, step: float = 0.02) -> bool:
-    """Bounded poll for an observable condition; True as soon as it holds."""
-    give_up = time.monotonic() + timeout
-    while time.monotonic() < give_up:
-        if condition():
-            return True
-        _pause.wait(step)
-    return condition()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-# -- relay processes -------------------------------------------------------------------------
-
-
-def fault_relay_env(database_url: str, spool_path: Path, **overrides: str) -> dict[str, str]:
-    """Environment of a relay tuned to converge fast: short ages, retries and deadlines."""
-    tuned = relay_env(
-        database_url=database_url,
-        spool_path=spool_path,
-        max_age_seconds=1,
-        drain_interval_seconds=0.2,
-        retry_schedule_seconds="0.2,0.5,1",
-        shutdown_grace_seconds=2,
-        shutdown_flush_seconds=15,
-        registry_check_seconds=0.5,
-        http_timeout_seconds=2,
-        db_timeout_seconds=3,
-        max_per_host=32,
-        allow_private_destinations=True,  # the receivers are on 127.0.0.1
-    )
-    return tuned | overrides
-
-
-class RelayProcess:
-    """One `relay serve` slot: started, SIGKILLed and restarted on the same port and spool.
-
-    Its stderr goes to a log file (appended across restarts), never to a pipe nobody reads.
-    """
-
-    def __init__(self, env: dict[str, str], log_path: Path, *, port: int | None = None) -> None:
-        self.env = env
-        self.port = port or free_port()
-        self.log_path = log_path
-        self.spool_path = Path(env["RELAY_SPOOL_PATH"])
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-        self.kills = 0
-        self._log_offset = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def start(self, timeout: float = 30) -> RelayProcess:
-        assert not self.alive, "already running"
-        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [RELAY_SCRIPT, "serve", "--port", str(self.port)],
-                env=self.env,
-                stdout=log,
-                stderr=log,
-                stdin=subprocess.DEVNULL,
-            )
-        self.starts += 1
-        started = wait_for(
-            lambda: "Uvicorn running" in self.log_since_start() or not self.alive, timeout
-        )
-        if not started or not self.alive:
-            self.kill()
-            raise AssertionError(
-                f"relay did not start within {timeout} s:\n{self.log_since_start()[-3000:]}"
-            )
-        return self
-
-    def log_since_start(self) -> str:
-        if not self.log_path.exists():
-            return ""
-        with self.log_path.open("rb") as log:
-            log.seek(self._log_offset)
-            return log.read().decode(errors="replace")
-
-    def log_text(self) -> str:
-        return self.log_path.read_bytes().decode(errors="replace") if self.log_path.exists() else ""
-
-    def kill(self) -> None:
-        """SIGKILL (a real crash) and reap."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.kills += 1
-        if self.process is not None:
-            self.process.wait(30)
-
-    def terminate(self, timeout: float = 60) -> tuple[int, float]:
-        """SIGTERM; return (exit status, seconds until it exited)."""
-        assert self.process is not None
-        started = time.monotonic()
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            code = self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise AssertionError(f"relay still running {timeout} s after SIGTERM") from None
-        return code, time.monotonic() - started
-
-    def url_getter(self) -> Callable[[], str]:
-        return lambda: self.url
-
-    def stop_cleanly(self) -> float:
-        """SIGTERM and require exit 0 (the final clean shutdown of a scenario)."""
-        code, seconds = self.terminate()
-        assert code == 0, f"relay exited {code} on SIGTERM:\n{self.log_since_start()[-3000:]}"
-        return seconds
 
 
 # -- registry --------------------------------------------------------------------------------

@@ -20,14 +20,14 @@ from tests.faults.harness import (
     REPORT,
     Figures,
     Hook,
-    RelayProcess,
     add_company,
     event_data,
-    wait_for,
 )
 from tests.spool.test_salvage import damage_leaf_pages
 from tests.support.receivers import PostLog, running_receiver
 from tests.support.relay_command import run_relay
+from tests.support.relay_launcher import RelayProcess
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.faults
 
@@ -60,7 +60,7 @@ def test_a_damaged_spool_stops_the_relay_until_salvaged(
         company = add_company(
             pg_engine, "corrupt", [Hook("bad-down", f"{url}/bad-down/status/503")]
         )
-        relay = relays("corrupt", RELAY_RETRY_SCHEDULE_SECONDS="2").start()
+        relay = relays("corrupt", retry_schedule_seconds="2").start()
         for n in range(EVENTS):
             answer = httpx.post(
                 f"{relay.url}/v1/events",
@@ -102,16 +102,15 @@ def test_a_damaged_spool_stops_the_relay_until_salvaged(
         assert 0 < recovered <= EVENTS
 
         # The relay starts on the salvaged spool and resumes what was recovered.
-        restarted = relays("corrupt-salvaged", RELAY_RETRY_SCHEDULE_SECONDS="2")
-        restarted.env["RELAY_SPOOL_PATH"] = str(rescued)
-        restarted.spool_path = rescued
+        restarted = relays("corrupt-salvaged", retry_schedule_seconds="2")
+        restarted.use_spool(rescued)
         before = len(post_log.posts("bad-down"))
         restarted.start()
 
         def resumed() -> int:
             return len({p.webhook_id for p in post_log.posts("bad-down")[before:]})
 
-        assert wait_for(lambda: resumed() == recovered, 30), restarted.log_since_start()[-3000:]
+        assert eventually(lambda: resumed() == recovered, 30), restarted.log_since_start()[-3000:]
         restarted.stop_cleanly()
     REPORT.append(
         Figures(

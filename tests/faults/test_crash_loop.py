@@ -16,15 +16,15 @@ from sqlalchemy import Engine
 
 from tests.faults.harness import (
     LoadGenerator,
-    RelayProcess,
     add_all_and_even_companies,
     check,
     execution_rows,
     spool_state,
     wait_delivered,
-    wait_for,
 )
 from tests.support.receivers import PostLog, running_receiver
+from tests.support.relay_launcher import RelayProcess
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.faults
 
@@ -59,7 +59,7 @@ def test_crash_loop_loses_nothing_and_duplicates_nothing(
                 relay.kill()
             elif mode == "drain":
                 # "batch insert:" is logged just before the drain transaction begins.
-                if not wait_for(lambda: "batch insert:" in relay.log_since_start(), 5, 0.005):
+                if not eventually(lambda: "batch insert:" in relay.log_since_start(), 5, 0.005):
                     mode = "drain (none seen)"
                 pause.wait(rng.uniform(0, 0.02))
                 log = relay.log_since_start()

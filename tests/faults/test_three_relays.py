@@ -14,7 +14,6 @@ from sqlalchemy import Engine
 
 from tests.faults.harness import (
     LoadGenerator,
-    RelayProcess,
     add_all_and_even_companies,
     check,
     execution_rows,
@@ -22,6 +21,7 @@ from tests.faults.harness import (
     wait_delivered,
 )
 from tests.support.receivers import PostLog, running_receiver
+from tests.support.relay_launcher import RelayProcess
 
 pytestmark = pytest.mark.faults
 

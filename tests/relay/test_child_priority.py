@@ -4,16 +4,12 @@ CPU is short a caller's 202 goes first, then deliveries, then their log rows."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-from pathlib import Path
+from collections.abc import Callable
 
 import psutil
 import pytest
 
-from tests.relay.test_relay_e2e import free_port
-from tests.support.environment import relay_env
-from tests.support.relay_command import RELAY_SCRIPT
+from tests.support.relay_launcher import RelayProcess
 from tests.support.waiting import eventually
 
 ROLES = ("dispatcher", "drain")
@@ -36,25 +32,22 @@ def niceness_by_role(pid: int) -> dict[str, int]:
     ("settings", "expected"),
     [
         ({}, {"dispatcher": 10, "drain": 19}),
-        ({"RELAY_BACKGROUND_NICE": "5", "RELAY_DRAIN_NICE": "12"}, {"dispatcher": 5, "drain": 12}),
+        ({"background_nice": 5, "drain_nice": 12}, {"dispatcher": 5, "drain": 12}),
     ],
     ids=["defaults", "configured"],
 )
 def test_children_yield_the_cpu_dispatcher_before_drain(
-    pg_url: str, tmp_path: Path, settings: dict[str, str], expected: dict[str, int]
+    relay_processes: Callable[..., RelayProcess],
+    settings: dict[str, int],
+    expected: dict[str, int],
 ) -> None:
-    env = relay_env(database_url=pg_url, spool_path=tmp_path / "spool.db") | settings
-    process = subprocess.Popen(
-        [RELAY_SCRIPT, "serve", "--port", str(free_port())],
-        env=env,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    relay = relay_processes(**settings).start()
+    assert relay.process is not None
+    pid = relay.process.pid
     try:
-        assert eventually(lambda: niceness_by_role(process.pid) == expected, timeout=60), (
-            niceness_by_role(process.pid)
+        assert eventually(lambda: niceness_by_role(pid) == expected, timeout=60), niceness_by_role(
+            pid
         )
-        assert psutil.Process(process.pid).nice() == os.nice(0)  # intake keeps the caller's
+        assert psutil.Process(pid).nice() == os.nice(0)  # intake keeps the caller's
     finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(30) == 0
+        relay.stop_cleanly()

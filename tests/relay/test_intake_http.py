@@ -21,18 +21,14 @@ from relay.db.schema import companies
 from relay.inbox.deliveries import Delivery
 from relay.inbox.store import EventInbox, IntakeReceipt
 from spool import SpoolDatabase
-from tests.relay.conftest import (
-    EVENT,
-    RunningReceiver,
-    RunningRelay,
-    add_company,
-    add_webhook,
-)
+from tests.relay.conftest import EVENT, add_company, add_webhook
 from tests.support.pg_cluster import PgCluster
+from tests.support.receivers import RunningReceiver
 from tests.support.relay_data import sample_event
+from tests.support.relay_launcher import InProcessRelay
 from tests.support.waiting import eventually
 
-StartRelay = Callable[..., RunningRelay]
+StartRelay = Callable[..., InProcessRelay]
 FAILS_ON_SAMPLE = [{"field_path": "callHistory.campaign.id", "operator": "equals", "value": 1}]
 PASSES_ON_SAMPLE = [
     {"field_path": "callHistory.campaign.id", "operator": "equals", "value": 201074}
@@ -40,7 +36,7 @@ PASSES_ON_SAMPLE = [
 
 
 def post_raw(
-    relay: RunningRelay,
+    relay: InProcessRelay,
     content: bytes | Iterator[bytes],
     *,
     content_type: str | None = "application/json",
@@ -59,7 +55,7 @@ def event_body(company: uuid.UUID, **fields: Any) -> bytes:
     return json.dumps(document).encode()
 
 
-def settled(relay: RunningRelay) -> bool:
+def settled(relay: InProcessRelay) -> bool:
     """No delivery waits in the inbox or is in flight."""
     return relay.service.inbox.queue.count() == 0 and relay.worker.dispatcher.in_flight == 0
 

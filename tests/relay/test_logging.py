@@ -11,11 +11,10 @@ import json
 import logging
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 from sqlalchemy import Engine
@@ -26,11 +25,12 @@ from relay.ops.log_config import configure_logging
 from relay.registry.cache import Registry
 from relay.registry.writes import new_signing_secret
 from relay.settings import RelaySettings
-from tests.faults.harness import RelayProcess, fault_relay_env, wait_for
-from tests.relay.conftest import RunningReceiver, add_company, add_webhook
+from tests.relay.conftest import add_company, add_webhook
 from tests.support.environment import relay_env
+from tests.support.receivers import RunningReceiver
 from tests.support.relay_command import run_relay
-from tests.support.relay_data import sample_event
+from tests.support.relay_launcher import RelayProcess
+from tests.support.waiting import eventually
 
 log = logging.getLogger("tests.relay.test_logging")
 
@@ -186,7 +186,10 @@ def test_an_error_message_does_not_show_the_database_password(tmp_path: Path) ->
 
 
 def test_a_serving_relay_never_logs_its_secrets(
-    pg_url: str, pg_engine: Engine, receiver: RunningReceiver, tmp_path: Path
+    pg_url: str,
+    pg_engine: Engine,
+    receiver: RunningReceiver,
+    relay_processes: Callable[..., RelayProcess],
 ) -> None:
     token, password, plain = secret("intake-token"), secret("db-pw"), secret("plain-hook")
     url_password = secret("hook-url-pw")
@@ -198,28 +201,19 @@ def test_a_serving_relay_never_logs_its_secrets(
     add_webhook(pg_engine, company, failing, secret=plain)
     # The suite's server trusts local connections: the password is sent, never checked.
     url = make_url(pg_url).set(password=password).render_as_string(hide_password=False)
-    env = fault_relay_env(
-        url,
-        tmp_path / "spool" / "spool.db",
-        RELAY_INTAKE_TOKEN=token,
-        RELAY_LOG_FORMAT="json",
-        RELAY_ALLOW_PRIVATE_DESTINATIONS="true",
-        RELAY_MAX_ATTEMPTS="2",
-    )
-    relay = RelayProcess(env, tmp_path / "relay.log")
-    relay.start()
+    relay = relay_processes(
+        database_url=url,
+        intake_token=token,
+        log_format="json",
+        max_attempts=2,
+        retry_schedule_seconds="0.2",
+    ).start()
     try:
-        body = {"company_id": str(company), "event": "call-history-was-created"}
         for bearer in (token, "a-wrong-token"):
-            answer = httpx.post(
-                f"{relay.url}/v1/events",
-                json=body | {"data": sample_event()},
-                headers={"authorization": f"Bearer {bearer}"},
-                timeout=10,
-            )
+            answer = relay.post(company, token=bearer)
             assert answer.status_code == (202 if bearer == token else 401)
-        assert wait_for(lambda: len(receiver.receiver.on("/status/500")) == 2, timeout=30)
-        assert wait_for(lambda: len(receiver.receiver.on("/ok")) == 1, timeout=30)
+        assert eventually(lambda: len(receiver.receiver.on("/status/500")) == 2, timeout=30)
+        assert eventually(lambda: len(receiver.receiver.on("/ok")) == 1, timeout=30)
     finally:
         relay.stop_cleanly()
     text = relay.log_text()

@@ -13,19 +13,16 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 
-from tests.relay.conftest import (
-    RunningReceiver,
-    RunningRelay,
-    add_company,
-    add_webhook,
-)
+from tests.relay.conftest import add_company, add_webhook
 from tests.support.pg_cluster import PgCluster
+from tests.support.receivers import RunningReceiver
+from tests.support.relay_launcher import InProcessRelay
 from tests.support.waiting import eventually
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def scrape(relay: RunningRelay) -> Samples:
+def scrape(relay: InProcessRelay) -> Samples:
     answer = httpx.get(f"{relay.url}/metrics", timeout=10)
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")
@@ -40,12 +37,12 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def ready(relay: RunningRelay) -> httpx.Response:
+def ready(relay: InProcessRelay) -> httpx.Response:
     return httpx.get(f"{relay.url}/readyz", timeout=30)
 
 
 def test_healthz_and_readyz_answer_ok_on_a_running_relay(
-    start_relay: Callable[..., RunningRelay],
+    start_relay: Callable[..., InProcessRelay],
 ) -> None:
     relay = start_relay()
     assert httpx.get(f"{relay.url}/healthz", timeout=10).json() == {"status": "ok"}
@@ -54,7 +51,7 @@ def test_healthz_and_readyz_answer_ok_on_a_running_relay(
 
 
 def test_metrics_count_deliveries_retries_drains_and_intake_answers(
-    start_relay: Callable[..., RunningRelay], pg_engine: Engine, receiver: RunningReceiver
+    start_relay: Callable[..., InProcessRelay], pg_engine: Engine, receiver: RunningReceiver
 ) -> None:
     company = add_company(pg_engine)
     add_webhook(pg_engine, company, f"{receiver.url}/ok")
@@ -97,7 +94,7 @@ def test_metrics_count_deliveries_retries_drains_and_intake_answers(
 
 
 def test_readyz_flips_during_a_database_outage_and_back(
-    start_relay: Callable[..., RunningRelay],
+    start_relay: Callable[..., InProcessRelay],
     pg_engine: Engine,
     pg_cluster: PgCluster,
     receiver: RunningReceiver,
@@ -129,7 +126,7 @@ def test_readyz_flips_during_a_database_outage_and_back(
 
 
 def test_readyz_says_when_the_spool_is_full(
-    start_relay: Callable[..., RunningRelay], pg_engine: Engine
+    start_relay: Callable[..., InProcessRelay], pg_engine: Engine
 ) -> None:
     relay = start_relay(spool_max_bytes=4096)
     answer = ready(relay)

@@ -21,7 +21,9 @@ from relay.delivery.retry import (
     parse_retry_after,
 )
 from relay.settings import RelaySettings
-from tests.relay.conftest import RunningReceiver, RunningRelay, add_company, add_webhook
+from tests.relay.conftest import add_company, add_webhook
+from tests.support.receivers import RunningReceiver
+from tests.support.relay_launcher import InProcessRelay
 from tests.support.waiting import eventually
 
 NOW = datetime(2026, 11, 24, 17, 6, 15, tzinfo=UTC)
@@ -268,7 +270,7 @@ def _attempt_times(receiver: RunningReceiver, path: str, count: int, timeout: fl
 
 
 def test_a_receivers_retry_after_is_honoured_end_to_end(
-    start_relay: Callable[..., RunningRelay], pg_engine: Engine, receiver: RunningReceiver
+    start_relay: Callable[..., InProcessRelay], pg_engine: Engine, receiver: RunningReceiver
 ) -> None:
     company = add_company(pg_engine)
     add_webhook(pg_engine, company, f"{receiver.url}/retry-after/2")
@@ -287,7 +289,7 @@ def test_a_receivers_retry_after_is_honoured_end_to_end(
 
 @pytest.mark.parametrize("header", ["9" * 4301, "%C2%B2"], ids=["4301-digits", "superscript-2"])
 def test_an_unreadable_retry_after_from_a_receiver_does_not_cause_a_retry_storm(
-    start_relay: Callable[..., RunningRelay],
+    start_relay: Callable[..., InProcessRelay],
     pg_engine: Engine,
     receiver: RunningReceiver,
     header: str,
