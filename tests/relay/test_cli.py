@@ -1,4 +1,5 @@
-"""The `relay` command as a user runs it: real subprocesses, real spool, real PostgreSQL."""
+"""The `relay` command as a user runs it, on a real spool and real PostgreSQL: by
+`relay.cli.main` in the test process, and as a real process where its signals are tested."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from relay.runtime.wiring import EXECUTION_LOG_QUEUE
 from spool import DurableQueue, SpoolDatabase
 from tests.support.environment import relay_env
 from tests.support.pg_cluster import PgCluster
-from tests.support.relay_command import RELAY_SCRIPT, run_relay
+from tests.support.relay_command import RELAY_SCRIPT, InProcessCli
 from tests.support.relay_data import append_results, assert_logged_once, logged_ids
 
 
@@ -31,25 +32,29 @@ def spool_with(spool_path: Path, companies: int, rows: int) -> list[str]:
     return ids
 
 
-def test_migrate_applies_the_schema(pg_cluster: PgCluster, env: dict[str, str]) -> None:
+def test_migrate_applies_the_schema(
+    relay_cli: InProcessCli, pg_cluster: PgCluster, env: dict[str, str]
+) -> None:
     pg_cluster.create_database("cli_migrate")
-    result = run_relay(env | {"RELAY_DATABASE_URL": pg_cluster.url("cli_migrate")}, "migrate")
+    result = relay_cli(env | {"RELAY_DATABASE_URL": pg_cluster.url("cli_migrate")}, "migrate")
     assert result.returncode == 0, result.stderr
     assert "database migrated to head" in result.stdout
 
 
 def test_migrate_on_the_embedded_default_needs_no_postgresql(
-    tmp_path: Path, env: dict[str, str]
+    relay_cli: InProcessCli, tmp_path: Path, env: dict[str, str]
 ) -> None:
     env = {k: v for k, v in env.items() if k != "RELAY_DATABASE_URL"}
-    result = run_relay(env, "migrate", cwd=tmp_path)
+    result = relay_cli(env, "migrate", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "var" / "relay.db").exists()
 
 
-def test_spool_status_shows_pending_per_company(spool_path: Path, env: dict[str, str]) -> None:
+def test_spool_status_shows_pending_per_company(
+    relay_cli: InProcessCli, spool_path: Path, env: dict[str, str]
+) -> None:
     spool_with(spool_path, companies=3, rows=4)
-    result = run_relay(env, "spool", "status")
+    result = relay_cli(env, "spool", "status")
     assert result.returncode == 0, result.stderr
     assert "pending: 12 rows for 3 companies; dead letters: 0" in result.stdout
     assert "oldest pending:" in result.stdout
@@ -58,10 +63,10 @@ def test_spool_status_shows_pending_per_company(spool_path: Path, env: dict[str,
 
 
 def test_drain_once_writes_everything_now_ignoring_size_and_age(
-    spool_path: Path, env: dict[str, str], pg_engine: Engine
+    relay_cli: InProcessCli, spool_path: Path, env: dict[str, str], pg_engine: Engine
 ) -> None:
     ids = spool_with(spool_path, companies=5, rows=3)  # young and small: not due on its own
-    result = run_relay(env, "drain", "--once")
+    result = relay_cli(env, "drain", "--once")
     assert result.returncode == 0, result.stderr
     assert "drained 15 rows; 0 left in the spool; 0 dead letters" in result.stdout
     assert "batch insert done: 15 rows, 5 companies, 1 transaction" in result.stderr
@@ -69,24 +74,26 @@ def test_drain_once_writes_everything_now_ignoring_size_and_age(
 
 
 def test_drain_once_with_the_database_down_keeps_rows_and_exits_2(
-    spool_path: Path, env: dict[str, str], pg_engine: Engine
+    relay_cli: InProcessCli, spool_path: Path, env: dict[str, str], pg_engine: Engine
 ) -> None:
     spool_with(spool_path, companies=1, rows=3)
-    result = run_relay(
+    result = relay_cli(
         env | {"RELAY_DATABASE_URL": "postgresql+psycopg://u@127.0.0.1:1/x"}, "drain", "--once"
     )
     assert result.returncode == 2
     assert "3 rows could not be written and stay in the spool" in result.stderr
     assert "Traceback" not in result.stderr
     assert logged_ids(pg_engine) == []
-    status = run_relay(env, "spool", "status")
+    status = relay_cli(env, "spool", "status")
     assert "pending: 3 rows" in status.stdout
 
 
-def test_a_corrupt_spool_is_reported_with_exit_2(spool_path: Path, env: dict[str, str]) -> None:
+def test_a_corrupt_spool_is_reported_with_exit_2(
+    relay_cli: InProcessCli, spool_path: Path, env: dict[str, str]
+) -> None:
     spool_path.parent.mkdir(parents=True)
     spool_path.write_bytes(b"garbage" * 1000)
-    result = run_relay(env, "spool", "status")
+    result = relay_cli(env, "spool", "status")
     assert result.returncode == 2
     assert "failed its integrity check" in result.stderr
     assert "Traceback" not in result.stderr
@@ -103,17 +110,17 @@ def test_a_corrupt_spool_is_reported_with_exit_2(spool_path: Path, env: dict[str
     ],
 )
 def test_bad_configuration_names_the_variable_and_exits_2(
-    env: dict[str, str], variable: str, value: str
+    relay_cli: InProcessCli, env: dict[str, str], variable: str, value: str
 ) -> None:
-    result = run_relay(env | {variable: value}, "spool", "status")
+    result = relay_cli(env | {variable: value}, "spool", "status")
     assert result.returncode == 2
     assert variable in result.stderr
     assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("args", [[], ["spool"], ["drain", "--deadline", "-3", "--once"], ["nope"]])
-def test_usage_errors_exit_2(env: dict[str, str], args: list[str]) -> None:
-    result = run_relay(env, *args)
+def test_usage_errors_exit_2(relay_cli: InProcessCli, env: dict[str, str], args: list[str]) -> None:
+    result = relay_cli(env, *args)
     assert result.returncode == 2
     assert "usage: relay" in result.stderr
 

@@ -28,7 +28,7 @@ from relay.settings import RelaySettings
 from tests.relay.conftest import add_company, add_webhook
 from tests.support.environment import relay_env
 from tests.support.receivers import RunningReceiver
-from tests.support.relay_command import run_relay
+from tests.support.relay_command import InProcessCli
 from tests.support.relay_launcher import RelayProcess
 from tests.support.waiting import eventually
 
@@ -158,28 +158,32 @@ def test_uncaught_exceptions_go_through_the_masking_handler(output: io.StringIO)
     assert "RuntimeError: bug while using ***" in entry["exc_info"]
 
 
-# -- real `relay` processes -------------------------------------------------------------------
+# -- the `relay` command, and a real `relay serve` -------------------------------------------------
 
 
-def test_a_bad_log_format_exits_2_naming_the_variable(tmp_path: Path) -> None:
+def test_a_bad_log_format_exits_2_naming_the_variable(
+    relay_cli: InProcessCli, tmp_path: Path
+) -> None:
     env = relay_env(
         database_url="sqlite:///" + str(tmp_path / "db" / "relay.db"),
         spool_path=tmp_path / "s" / "spool.db",
         log_format="yaml",
     )
-    result = run_relay(env, "spool", "status")
+    result = relay_cli(env, "spool", "status")
     assert result.returncode == 2
     assert "RELAY_LOG_FORMAT" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_an_error_message_does_not_show_the_database_password(tmp_path: Path) -> None:
+def test_an_error_message_does_not_show_the_database_password(
+    relay_cli: InProcessCli, tmp_path: Path
+) -> None:
     password = secret("unreachable-pw")
     env = relay_env(
         database_url=f"postgresql+psycopg://relay:{password}@127.0.0.1:1/x",
         spool_path=tmp_path / "s.db",
     )
-    result = run_relay(env, "-v", "migrate")
+    result = relay_cli(env, "-v", "migrate")
     assert result.returncode == 2
     assert "migration failed" in result.stderr
     assert password not in result.stderr + result.stdout
