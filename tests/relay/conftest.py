@@ -28,6 +28,7 @@ from tests.support.relay_fixtures import (
     pg_url,
     relay_cli,
     relay_processes,
+    serving_relay,
     sink,
 )
 from tests.support.relay_launcher import EVENT, InProcessRelay

@@ -7,7 +7,6 @@ import os
 from collections.abc import Callable
 
 import psutil
-import pytest
 
 from tests.support.relay_launcher import RelayProcess
 from tests.support.waiting import eventually
@@ -28,26 +27,24 @@ def niceness_by_role(pid: int) -> dict[str, int]:
     return found
 
 
-@pytest.mark.parametrize(
-    ("settings", "expected"),
-    [
-        ({}, {"dispatcher": 10, "drain": 19}),
-        ({"background_nice": 5, "drain_nice": 12}, {"dispatcher": 5, "drain": 12}),
-    ],
-    ids=["defaults", "configured"],
-)
-def test_children_yield_the_cpu_dispatcher_before_drain(
-    relay_processes: Callable[..., RelayProcess],
-    settings: dict[str, int],
-    expected: dict[str, int],
-) -> None:
-    relay = relay_processes(**settings).start()
+def assert_niceness(relay: RelayProcess, expected: dict[str, int]) -> None:
     assert relay.process is not None
     pid = relay.process.pid
+    assert eventually(lambda: niceness_by_role(pid) == expected, timeout=60), niceness_by_role(pid)
+    assert psutil.Process(pid).nice() == os.nice(0)  # intake keeps the caller's
+
+
+def test_by_default_the_children_yield_the_cpu_dispatcher_before_drain(
+    serving_relay: RelayProcess,
+) -> None:
+    assert_niceness(serving_relay, {"dispatcher": 10, "drain": 19})
+
+
+def test_the_childrens_niceness_is_configurable(
+    relay_processes: Callable[..., RelayProcess],
+) -> None:
+    relay = relay_processes(background_nice=5, drain_nice=12).start()
     try:
-        assert eventually(lambda: niceness_by_role(pid) == expected, timeout=60), niceness_by_role(
-            pid
-        )
-        assert psutil.Process(pid).nice() == os.nice(0)  # intake keeps the caller's
+        assert_niceness(relay, {"dispatcher": 5, "drain": 12})
     finally:
         relay.stop_cleanly()

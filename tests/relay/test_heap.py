@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -42,21 +42,14 @@ def test_what_exists_is_frozen_and_a_cycle_made_later_is_still_collected() -> No
     assert kept() is not None  # frozen: the collector no longer looks at it
 
 
-def test_each_relay_process_freezes_its_start_up_heap(
-    relay_processes: Callable[..., RelayProcess],
-) -> None:
-    relay = relay_processes().start()
-
+def test_each_relay_process_freezes_its_start_up_heap(serving_relay: RelayProcess) -> None:
     def frozen() -> set[str]:
         return {
             line.split("relay.runtime.heap: ")[1].split(":")[0]
-            for line in relay.log_text().splitlines()
+            for line in serving_relay.log_text().splitlines()
             if "start-up objects exempt from garbage collection" in line
         }
 
-    try:
-        assert eventually(lambda: frozen() == {"intake", "dispatcher", "drain"}, timeout=60), (
-            relay.log_text()
-        )
-    finally:
-        relay.stop_cleanly()
+    assert eventually(lambda: frozen() == {"intake", "dispatcher", "drain"}, timeout=60), (
+        serving_relay.log_text()
+    )

@@ -82,6 +82,20 @@ def relay_processes(
         relay.kill()
 
 
+@pytest.fixture(scope="session")
+def serving_relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayProcess]:
+    """One `relay serve` with the default settings on the embedded SQLite database, shared
+    by the tests that only look at a started relay (its children's niceness, its start-up
+    log lines); SIGTERMed at the end of the session, and it must then exit 0."""
+    directory = tmp_path_factory.mktemp("serving")
+    env = relay_env(
+        database_url=f"sqlite:///{directory / 'relay.db'}", spool_path=directory / "spool.db"
+    )
+    relay = RelayProcess(env, directory / "relay.log").start()
+    yield relay
+    relay.stop_cleanly()
+
+
 @pytest.fixture
 def relay_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> InProcessCli:
     """`relay ARGS...` run in the test process: `relay_cli(env, "spool", "status")`."""
