@@ -27,6 +27,7 @@ from relay.registry.writes import new_signing_secret
 from relay.settings import RelaySettings
 from tests.relay.conftest import add_company, add_webhook
 from tests.support.environment import relay_env
+from tests.support.logging_state import logging_restored
 from tests.support.receivers import RunningReceiver
 from tests.support.relay_command import InProcessCli
 from tests.support.relay_launcher import RelayProcess
@@ -38,14 +39,8 @@ log = logging.getLogger("tests.relay.test_logging")
 @pytest.fixture
 def output() -> Iterator[io.StringIO]:
     """Configure logging into a buffer; put the root logger and excepthook back after."""
-    root = logging.getLogger()
-    handlers, level, hook = list(root.handlers), root.level, sys.excepthook
-    yield io.StringIO()
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
-    sys.excepthook = hook
+    with logging_restored():
+        yield io.StringIO()
 
 
 def secret(name: str) -> str:

@@ -8,11 +8,9 @@ same settings (read from the environment), the same output and the same exit cod
 
 from __future__ import annotations
 
-import logging
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +18,7 @@ import pytest
 
 from relay.cli import main
 from tests.support.environment import use_relay_settings
+from tests.support.logging_state import logging_restored
 
 RELAY_SCRIPT = str(Path(sys.executable).with_name("relay"))
 """The `relay` console script of the interpreter running the tests."""
@@ -48,31 +47,6 @@ class CliResult:
     returncode: int
     stdout: str
     stderr: str
-
-
-@contextmanager
-def logging_restored() -> Iterator[None]:
-    """Put the root logger, the chatty libraries' levels and `sys.excepthook` back as they
-    were: `configure_logging` (run by every command) installs a handler on the stream of the
-    moment, which must not outlive the test that captured it."""
-    root = logging.getLogger()
-    handlers, level, hook = list(root.handlers), root.level, sys.excepthook
-    levels = {logger.name: logger.level for logger in _loggers()}
-    try:
-        yield
-    finally:
-        for handler in root.handlers[:]:
-            if handler not in handlers:
-                root.removeHandler(handler)
-        root.setLevel(level)
-        for logger in _loggers():
-            logger.setLevel(levels.get(logger.name, logging.NOTSET))
-        sys.excepthook = hook
-
-
-def _loggers() -> list[logging.Logger]:
-    known = list(logging.root.manager.loggerDict.values())
-    return [logger for logger in known if isinstance(logger, logging.Logger)]
 
 
 class InProcessCli:
