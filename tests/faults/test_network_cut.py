@@ -15,7 +15,6 @@ from sqlalchemy.engine import make_url
 from tests.faults.harness import (
     Hook,
     LoadGenerator,
-    TcpProxy,
     add_company,
     check,
     execution_rows,
@@ -25,6 +24,7 @@ from tests.faults.harness import (
 )
 from tests.support.receivers import PostLog, running_receiver
 from tests.support.relay_launcher import RelayProcess
+from tests.support.tcp_proxy import TcpProxy
 from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.faults

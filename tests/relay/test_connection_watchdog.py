@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from relay.db.engine import make_engine
-from tests.faults.harness import TcpProxy
+from tests.support.tcp_proxy import TcpProxy
 
 TIMEOUT = 1.0
 

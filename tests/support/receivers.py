@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from relay.demo.local_server import Receive, Scope, Send, ThreadedServer, read_body
+from tests.support.tcp_proxy import reset
 
 __all__ = [
     "Post",
@@ -32,7 +33,6 @@ __all__ = [
 ]
 
 _FAULT_ID = re.compile(rb'"data":\{"fault_id":"([^"]+)"')
-_RST = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # SO_LINGER on, 0 s: close() sends RST
 KINDS = frozenset(
     {"ok", "status", "retry-after", "hang", "slow", "flaky", "redirect", "set-cookie"}
 )
@@ -261,7 +261,7 @@ class ResettingReceiver:
             return
         headers, body = request
         self.log.add(Post(f"/{self.tag}", headers, body, time.monotonic()))
-        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RST)
+        reset(conn)
 
 
 def _read_request(conn: socket.socket) -> tuple[dict[str, str], bytes] | None:
