@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from relay.demo.local_server import Receive, Scope, Send, ThreadedServer, read_body
-from tests.support.tcp_proxy import reset
+from tests.support.tcp_proxy import accepted, reset
 
 __all__ = [
     "Post",
@@ -244,13 +244,7 @@ class ResettingReceiver:
         self._sock.close()
 
     def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
+        for conn in accepted(self._sock, self._stop):
             with conn:
                 conn.settimeout(5)
                 self._read_and_reset(conn)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 _pause = threading.Event()  # never set: `_pause.wait(s)` is an interruptible pacing wait
 _RST = b"\x01\x00\x00\x00\x00\x00\x00\x00"  # SO_LINGER on, 0 s: close() sends RST
@@ -68,13 +68,7 @@ class TcpProxy:
             self.resets += 1
 
     def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                client, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
+        for client in accepted(self._listener, self._stop):
             if self.mode == "reset":
                 reset(client)
                 continue
@@ -111,6 +105,19 @@ class TcpProxy:
                 break
         reset(source)
         reset(sink)
+
+
+def accepted(listener: socket.socket, stop: threading.Event) -> Iterator[socket.socket]:
+    """The connections `listener` accepts until `stop` is set or the listener is closed (it
+    has a timeout, so that `stop` is looked at between accepts)."""
+    while not stop.is_set():
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        except OSError:
+            return
+        yield conn
 
 
 def reset(sock: socket.socket) -> None:
