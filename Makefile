@@ -20,7 +20,7 @@ run: $(STAMP)
 
 ## test: lint, type-check, then the whole suite against a throwaway PostgreSQL cluster
 test: $(STAMP) postgres-binaries lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -34,7 +34,8 @@ faults: $(STAMP) postgres-binaries
 
 ## soak: the fault scenarios at full length (a minute-long outage, more crashes)
 soak: $(STAMP) postgres-binaries
-	FAULTS_OUTAGE_SECONDS=60 FAULTS_KILLS=100 $(BIN)/python -m pytest tests/faults -q
+	FAULTS_OUTAGE_SECONDS=60 FAULTS_KILLS=100 FAULTS_THREE_RELAY_KILLS=30 \
+		$(BIN)/python -m pytest tests/faults -q
 
 ## bench: side-by-side benchmarks; results in bench/results.md
 bench: $(STAMP) postgres-binaries

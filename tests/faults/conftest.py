@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
 
-from tests.faults.harness import REPORT, PostLog, RelayProcess, relay_env
-from tests.support.relay_fixtures import outbox, pg_engine, pg_url, sink
+from tests.faults.harness import REPORT
+from tests.support.receivers import PostLog
+from tests.support.relay_fixtures import outbox, pg_engine, pg_url, relay_processes, sink
+from tests.support.relay_launcher import RelayProcess
+
+CONVERGE_FAST: dict[str, object] = {
+    "max_age_seconds": 1,
+    "drain_interval_seconds": 0.2,
+    "retry_schedule_seconds": "0.2,0.5,1",
+    "shutdown_grace_seconds": 2,
+    "shutdown_flush_seconds": 15,
+    "registry_check_seconds": 0.5,
+    "http_timeout_seconds": 2,
+    "db_timeout_seconds": 3,
+    "max_per_host": 32,
+}
+"""A scenario's relay settles within seconds: short ages, retries and deadlines."""
 
 
 @pytest.fixture
@@ -19,22 +32,13 @@ def post_log() -> PostLog:
 
 
 @pytest.fixture
-def relays(pg_url: str, pg_engine: Engine, tmp_path: Path) -> Iterator[Callable[..., RelayProcess]]:
-    """Make relay slots (own spool and log each) on the suite's freshly emptied database.
+def relays(relay_processes: Callable[..., RelayProcess]) -> Callable[..., RelayProcess]:
+    """`relay serve` slots tuned to converge fast; a scenario's settings win."""
 
-    Whatever is still running at teardown is SIGKILLed.
-    """
-    made: list[RelayProcess] = []
+    def make(name: str = "relay", **settings: object) -> RelayProcess:
+        return relay_processes(name, **(CONVERGE_FAST | settings))
 
-    def make(name: str = "relay", **overrides: str) -> RelayProcess:
-        env = relay_env(pg_url, tmp_path / name / "spool.db", **overrides)
-        relay = RelayProcess(env, tmp_path / f"{name}.log")
-        made.append(relay)
-        return relay
-
-    yield make
-    for relay in made:
-        relay.kill()
+    return make
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

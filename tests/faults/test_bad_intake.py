@@ -24,15 +24,14 @@ from tests.faults.harness import (
     EVENT,
     Accepted,
     Hook,
-    PostLog,
-    RelayProcess,
     add_company,
     check,
     execution_rows,
-    running_receiver,
     spool_state,
     wait_delivered,
 )
+from tests.support.receivers import PostLog, running_receiver
+from tests.support.relay_launcher import RelayProcess
 
 pytestmark = pytest.mark.faults
 
@@ -211,9 +210,7 @@ def test_bad_input_gets_4xx_never_5xx_and_good_events_still_arrive(
     sent_data: dict[str, dict[str, Any]] = {}
     with running_receiver(post_log) as (_, url), httpx.Client(timeout=30) as client:
         company = add_company(pg_engine, "fuzz", [Hook("all", f"{url}/all/ok")])
-        relay = relays(
-            "relay", RELAY_INTAKE_TOKEN=TOKEN, RELAY_MAX_BODY_BYTES=str(MAX_BODY)
-        ).start()
+        relay = relays("relay", intake_token=TOKEN, max_body_bytes=MAX_BODY).start()
         good = 0
 
         @settings(

@@ -15,17 +15,14 @@ from sqlalchemy import Engine
 from tests.faults.harness import (
     Hook,
     LoadGenerator,
-    Post,
-    PostLog,
-    RelayProcess,
-    ResettingReceiver,
     add_company,
     check,
     execution_rows,
-    running_receiver,
     spool_state,
-    wait_for,
 )
+from tests.support.receivers import Post, PostLog, ResettingReceiver, running_receiver
+from tests.support.relay_launcher import RelayProcess
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.faults
 
@@ -75,11 +72,11 @@ def test_misbehaving_receivers_are_bounded_retried_on_schedule_and_logged_once(
         company = add_company(pg_engine, "misbehaving receivers", hooks)
         relay = relays(
             "relay",
-            RELAY_MAX_PER_HOST=str(MAX_PER_HOST),
-            RELAY_MAX_IN_FLIGHT=str(MAX_IN_FLIGHT),
-            RELAY_MAX_ATTEMPTS=str(ATTEMPTS),
-            RELAY_RETRY_SCHEDULE_SECONDS=",".join(map(str, SCHEDULE)),
-            RELAY_HTTP_TIMEOUT_SECONDS=str(TIMEOUT),
+            max_per_host=MAX_PER_HOST,
+            max_in_flight=MAX_IN_FLIGHT,
+            max_attempts=ATTEMPTS,
+            retry_schedule_seconds=",".join(map(str, SCHEDULE)),
+            http_timeout_seconds=TIMEOUT,
         ).start()
         load = LoadGenerator(
             [lambda: relay.url], [company], rate=10, max_events=EVENTS, prefix="recv", threads=2
@@ -90,7 +87,7 @@ def test_misbehaving_receivers_are_bounded_retried_on_schedule_and_logged_once(
         expected_posts = sum(
             POSTS_PER_DELIVERY.get(tag, ATTEMPTS) for a in accepted for tag in a.expected
         )
-        assert wait_for(lambda: len(post_log.posts()) >= expected_posts, 60, 0.1), (
+        assert eventually(lambda: len(post_log.posts()) >= expected_posts, 60, 0.1), (
             len(post_log.posts()),
             expected_posts,
         )

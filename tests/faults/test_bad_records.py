@@ -23,16 +23,15 @@ from tests.faults.harness import (
     Accepted,
     Hook,
     LoadGenerator,
-    PostLog,
-    RelayProcess,
     add_company,
     check,
     execution_rows,
-    running_receiver,
     spool_state,
     wait_delivered,
 )
+from tests.support.receivers import PostLog, running_receiver
 from tests.support.relay_data import make_result
+from tests.support.relay_launcher import RelayProcess
 
 pytestmark = pytest.mark.faults
 
@@ -98,7 +97,7 @@ def test_bad_records_become_dead_letters_and_the_rest_arrive(
             add_company(pg_engine, f"bad records {n}", [Hook("all", f"{url}/all/ok")])
             for n in range(2)
         ]
-        relay = relays("relay", RELAY_MAX_BODY_BYTES=str(FIVE_MB + 65536))
+        relay = relays("relay", max_body_bytes=FIVE_MB + 65536)
         good, bad, huge = seed_spool(relay.spool_path, [c.id for c in companies])
         relay.start()
         load = LoadGenerator(

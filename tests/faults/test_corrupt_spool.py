@@ -17,18 +17,17 @@ from sqlalchemy import Engine
 
 from spool import ScheduledQueue, SpoolDatabase
 from tests.faults.harness import (
-    RELAY_BIN,
     REPORT,
     Figures,
     Hook,
-    PostLog,
-    RelayProcess,
     add_company,
     event_data,
-    running_receiver,
-    wait_for,
 )
 from tests.spool.test_salvage import damage_leaf_pages
+from tests.support.receivers import PostLog, running_receiver
+from tests.support.relay_command import run_relay
+from tests.support.relay_launcher import RelayProcess
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.faults
 
@@ -48,9 +47,7 @@ def inbox_count(path: Path) -> int:
 
 
 def spool_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [RELAY_BIN, "spool", *args], env=env, capture_output=True, text=True, timeout=120
-    )
+    return run_relay(env, "spool", *args, timeout=120)
 
 
 @pytest.mark.parametrize("damage", ["leaf pages", "truncated"])
@@ -63,7 +60,7 @@ def test_a_damaged_spool_stops_the_relay_until_salvaged(
         company = add_company(
             pg_engine, "corrupt", [Hook("bad-down", f"{url}/bad-down/status/503")]
         )
-        relay = relays("corrupt", RELAY_RETRY_SCHEDULE_SECONDS="2").start()
+        relay = relays("corrupt", retry_schedule_seconds="2").start()
         for n in range(EVENTS):
             answer = httpx.post(
                 f"{relay.url}/v1/events",
@@ -88,13 +85,7 @@ def test_a_damaged_spool_stops_the_relay_until_salvaged(
             spool.write_bytes(data[: len(data) * 2 // 3])
         evidence = digest(spool)
 
-        refused = subprocess.run(
-            [RELAY_BIN, "serve", "--port", str(relay.port)],
-            env=relay.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        refused = run_relay(relay.env, "serve", "--port", str(relay.port))
         assert refused.returncode == 2
         assert "relay spool salvage" in refused.stderr and "will not start" in refused.stderr
         assert "Traceback" not in refused.stderr
@@ -111,16 +102,15 @@ def test_a_damaged_spool_stops_the_relay_until_salvaged(
         assert 0 < recovered <= EVENTS
 
         # The relay starts on the salvaged spool and resumes what was recovered.
-        restarted = relays("corrupt-salvaged", RELAY_RETRY_SCHEDULE_SECONDS="2")
-        restarted.env["RELAY_SPOOL_PATH"] = str(rescued)
-        restarted.spool_path = rescued
+        restarted = relays("corrupt-salvaged", retry_schedule_seconds="2")
+        restarted.use_spool(rescued)
         before = len(post_log.posts("bad-down"))
         restarted.start()
 
         def resumed() -> int:
             return len({p.webhook_id for p in post_log.posts("bad-down")[before:]})
 
-        assert wait_for(lambda: resumed() == recovered, 30), restarted.log_since_start()[-3000:]
+        assert eventually(lambda: resumed() == recovered, 30), restarted.log_since_start()[-3000:]
         restarted.stop_cleanly()
     REPORT.append(
         Figures(

@@ -1,5 +1,8 @@
 """Scenario 1: steady load, the relay SIGKILLed at random moments (also while a drain
-transaction is open and while a delivery is in flight) and restarted each time."""
+transaction is open and while a delivery is in flight) and restarted each time.
+
+FAULTS_KILLS SIGKILLs (12 by default, four of each kind, so `make test` stays short;
+`make soak` kills 100 times)."""
 
 from __future__ import annotations
 
@@ -16,20 +19,19 @@ from sqlalchemy import Engine
 
 from tests.faults.harness import (
     LoadGenerator,
-    PostLog,
-    RelayProcess,
     add_all_and_even_companies,
     check,
     execution_rows,
-    running_receiver,
     spool_state,
     wait_delivered,
-    wait_for,
 )
+from tests.support.receivers import PostLog, running_receiver
+from tests.support.relay_launcher import RelayProcess
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.faults
 
-KILLS = int(os.environ.get("FAULTS_KILLS", "30"))
+KILLS = int(os.environ.get("FAULTS_KILLS", "12"))
 RATE = float(os.environ.get("FAULTS_RATE", "200"))
 
 
@@ -60,7 +62,7 @@ def test_crash_loop_loses_nothing_and_duplicates_nothing(
                 relay.kill()
             elif mode == "drain":
                 # "batch insert:" is logged just before the drain transaction begins.
-                if not wait_for(lambda: "batch insert:" in relay.log_since_start(), 5, 0.005):
+                if not eventually(lambda: "batch insert:" in relay.log_since_start(), 5, 0.005):
                     mode = "drain (none seen)"
                 pause.wait(rng.uniform(0, 0.02))
                 log = relay.log_since_start()

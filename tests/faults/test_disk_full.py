@@ -19,16 +19,15 @@ from spool import check_file
 from tests.faults.harness import (
     Accepted,
     Hook,
-    PostLog,
-    RelayProcess,
     add_company,
     check,
     event_data,
     execution_rows,
-    running_receiver,
     spool_state,
     wait_delivered,
 )
+from tests.support.receivers import PostLog, running_receiver
+from tests.support.relay_launcher import RelayProcess
 
 pytestmark = pytest.mark.faults
 
@@ -74,9 +73,8 @@ def test_a_full_disk_turns_intake_away_and_recovers_when_space_returns(
     started = time.monotonic()
     with running_receiver(post_log) as (_receiver, url):
         company = add_company(pg_engine, "disk", [Hook("ok", f"{url}/ok/ok")])
-        relay = relays("disk", RELAY_SPOOL_MAX_BYTES=str(1024**3))
-        relay.env["RELAY_SPOOL_PATH"] = str(small_disk / "spool.db")
-        relay.spool_path = small_disk / "spool.db"
+        relay = relays("disk", spool_max_bytes=1024**3)
+        relay.use_spool(small_disk / "spool.db")
         relay.start()
         # Leave a little room: a few events fit, then the WAL cannot grow and the disk is full.
         filler = small_disk / "filler"

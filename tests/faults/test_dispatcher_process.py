@@ -16,16 +16,15 @@ from sqlalchemy import Engine
 
 from tests.faults.harness import (
     LoadGenerator,
-    PostLog,
-    RelayProcess,
     add_all_and_even_companies,
     check,
     execution_rows,
-    running_receiver,
     spool_state,
     wait_delivered,
-    wait_for,
 )
+from tests.support.receivers import PostLog, running_receiver
+from tests.support.relay_launcher import RelayProcess
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.faults
 
@@ -70,16 +69,16 @@ def test_dispatcher_child_is_restarted_and_dies_with_the_relay(
     with running_receiver(post_log) as (_, url):
         companies = add_all_and_even_companies(pg_engine, "child", url, 2)
         relay = relays("relay").start()
-        assert wait_for(lambda: len(dispatcher_pids(relay)) == 1, 15), relay.log_since_start()
+        assert eventually(lambda: len(dispatcher_pids(relay)) == 1, 15), relay.log_since_start()
         first_child = dispatcher_pids(relay)[0]
 
         # The child crashes mid-load: intake keeps answering 202, a new child takes over.
         first = LoadGenerator(
             [lambda: relay.url], companies, rate=100, max_events=300, prefix="child", threads=4
         ).start()
-        assert wait_for(lambda: first.count() >= 150, 20)
+        assert eventually(lambda: first.count() >= 150, 20)
         os.kill(first_child, signal.SIGKILL)
-        assert wait_for(lambda: dispatcher_pids(relay) not in ([], [first_child]), 15), (
+        assert eventually(lambda: dispatcher_pids(relay) not in ([], [first_child]), 15), (
             relay.log_since_start()[-3000:]
         )
         assert "dispatcher process exited unexpectedly" in relay.log_since_start()
@@ -88,16 +87,16 @@ def test_dispatcher_child_is_restarted_and_dies_with_the_relay(
         # Both children's counts reach intake's /metrics. A delivery whose count died with
         # the killed child was POSTed and counted again: at least as many as delivered.
         delivered = len(post_log.delivered())
-        assert wait_for(lambda: successes(relay) >= delivered, 10), (successes(relay), delivered)
+        assert eventually(lambda: successes(relay) >= delivered, 10), (successes(relay), delivered)
 
         # The relay itself is SIGKILLed mid-load: its child must not stay behind, POSTing.
         second = LoadGenerator(
             [lambda: relay.url], companies, rate=100, max_events=300, prefix="parent", threads=4
         ).start()
-        assert wait_for(lambda: second.count() >= 150, 20)
+        assert eventually(lambda: second.count() >= 150, 20)
         second_child = dispatcher_pids(relay)[0]
         relay.kill()
-        assert wait_for(lambda: is_gone(second_child), 10), "dispatcher outlived its relay"
+        assert eventually(lambda: is_gone(second_child), 10), "dispatcher outlived its relay"
         relay.start()
         assert second.wait_done(60)
         accepted = [*first.accepted.values(), *second.accepted.values()]
@@ -121,11 +120,11 @@ def test_a_dispatcher_told_to_stop_is_not_restarted_and_readyz_says_so(
 ) -> None:
     """systemd and Ctrl-C signal the whole process group: the child's exit 0 is a stop."""
     relay = relays("relay").start()
-    assert wait_for(lambda: len(dispatcher_pids(relay)) == 1, 15), relay.log_since_start()
+    assert eventually(lambda: len(dispatcher_pids(relay)) == 1, 15), relay.log_since_start()
     assert httpx.get(f"{relay.url}/readyz", timeout=10).status_code == 200
     [child] = dispatcher_pids(relay)
     os.kill(child, signal.SIGTERM)
-    assert wait_for(lambda: is_gone(child), 15)
+    assert eventually(lambda: is_gone(child), 15)
     answer = httpx.get(f"{relay.url}/readyz", timeout=10)
     assert answer.status_code == 503
     assert answer.json()["problems"] == ["the dispatcher process is not running"]

@@ -15,18 +15,17 @@ from sqlalchemy.engine import make_url
 from tests.faults.harness import (
     Hook,
     LoadGenerator,
-    PostLog,
-    RelayProcess,
-    TcpProxy,
     add_company,
     check,
     execution_rows,
     row_count,
-    running_receiver,
     spool_state,
     wait_delivered,
-    wait_for,
 )
+from tests.support.receivers import PostLog, running_receiver
+from tests.support.relay_launcher import RelayProcess
+from tests.support.tcp_proxy import TcpProxy
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.faults
 
@@ -52,21 +51,19 @@ def test_network_cut_to_postgresql(
             add_company(pg_engine, f"network cut {n}", [Hook("all", f"{url}/all/ok")])
             for n in range(3)
         ]
-        relay = relays(
-            "relay", RELAY_DATABASE_URL=proxied, RELAY_DB_TIMEOUT_SECONDS=str(DB_TIMEOUT)
-        ).start()
+        relay = relays("relay", database_url=proxied, db_timeout_seconds=DB_TIMEOUT).start()
         load = LoadGenerator(
             [lambda: relay.url], companies, rate=100, max_events=50_000, prefix="cut"
         ).start()
-        assert wait_for(lambda: row_count(pg_engine) > 50, 20)
+        assert eventually(lambda: row_count(pg_engine) > 50, 20)
 
         # 1. Silent cut: nothing gets through, nobody hears a thing.
         failures = drain_failures(relay)
         proxy.set_mode("blackhole")
         cut_at = time.monotonic()
-        noticed = wait_for(lambda: drain_failures(relay) > failures, BLACKHOLE, 0.05)
+        noticed = eventually(lambda: drain_failures(relay) > failures, BLACKHOLE, 0.05)
         noticed_after = time.monotonic() - cut_at
-        wait_for(lambda: time.monotonic() - cut_at >= BLACKHOLE, BLACKHOLE, 0.1)
+        eventually(lambda: time.monotonic() - cut_at >= BLACKHOLE, BLACKHOLE, 0.1)
         proxy.set_mode("reset")
         proxy.set_mode("forward")
 
@@ -78,7 +75,7 @@ def test_network_cut_to_postgresql(
             def drain_begins(offset: int = offset) -> bool:
                 return "batch insert:" in relay.log_since_start()[offset:]
 
-            wait_for(drain_begins, 5, 0.005)
+            eventually(drain_begins, 5, 0.005)
             log = relay.log_since_start()
             if log.rfind("batch insert:") > log.rfind("batch insert done"):
                 mid_transaction += 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import time
 from collections.abc import Callable
 
@@ -16,20 +15,19 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.faults.harness import (
-    RELAY_BIN,
     LoadGenerator,
-    PostLog,
-    RelayProcess,
     add_all_and_even_companies,
     check,
     execution_rows,
     row_count,
-    running_receiver,
     spool_state,
     wait_delivered,
-    wait_for,
 )
 from tests.support.pg_cluster import PgCluster
+from tests.support.receivers import PostLog, running_receiver
+from tests.support.relay_command import run_relay
+from tests.support.relay_launcher import RelayProcess
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.faults
 
@@ -39,14 +37,8 @@ RATE = 100.0
 
 def pending_in_spool(relay: RelayProcess) -> int:
     """`relay spool status` against the live spool, as an operator would run it."""
-    status = subprocess.run(
-        [RELAY_BIN, "spool", "status"],
-        env=relay.env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    )
+    status = run_relay(relay.env, "spool", "status", timeout=30)
+    assert status.returncode == 0, status.stderr
     found = re.search(r"pending: (\d+) rows", status.stdout)
     assert found is not None, status.stdout
     return int(found.group(1))
@@ -69,14 +61,14 @@ def test_postgresql_outage_only_grows_the_spool(
             max_events=int(RATE * (OUTAGE + 8)),
             prefix="outage",
         ).start()
-        assert wait_for(lambda: row_count(pg_engine) > 50, 20)  # draining normally
+        assert eventually(lambda: row_count(pg_engine) > 50, 20)  # draining normally
         pg_engine.dispose()
         pg_cluster.stop()
         try:
             down_at = time.monotonic()
             accepted_before = load.count()
             posts_before = len(post_log.posts())
-            assert wait_for(lambda: time.monotonic() - down_at >= OUTAGE, OUTAGE + 1, 0.1)
+            assert eventually(lambda: time.monotonic() - down_at >= OUTAGE, OUTAGE + 1, 0.1)
             accepted_during = load.count() - accepted_before
             posts_during = len(post_log.posts()) - posts_before
             spool_at_restart = pending_in_spool(relay)
@@ -86,7 +78,7 @@ def test_postgresql_outage_only_grows_the_spool(
         backlog_posts = len(post_log.posts())
         assert relay.alive, relay.log_since_start()[-3000:]
         # The backlog: every result of a POST made before the restart reaches PostgreSQL.
-        assert wait_for(lambda: row_count(pg_engine) >= backlog_posts, 120, 0.1)
+        assert eventually(lambda: row_count(pg_engine) >= backlog_posts, 120, 0.1)
         drain_seconds = time.monotonic() - up_at
         assert load.wait_done(60)
         accepted = list(load.accepted.values())

@@ -15,17 +15,16 @@ from sqlalchemy import Engine
 from tests.faults.harness import (
     Hook,
     LoadGenerator,
-    PostLog,
-    RelayProcess,
     add_company,
     check,
     execution_rows,
     row_count,
-    running_receiver,
     spool_state,
     wait_delivered,
-    wait_for,
 )
+from tests.support.receivers import PostLog, running_receiver
+from tests.support.relay_launcher import RelayProcess
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.faults
 
@@ -64,16 +63,16 @@ def test_sigterm_under_load_drains_flushes_and_exits_0(
         # Nothing drains on its own (huge batch, long age): the shutdown flush must write it all.
         relay = relays(
             "relay",
-            RELAY_SHUTDOWN_GRACE_SECONDS=str(GRACE),
-            RELAY_SHUTDOWN_FLUSH_SECONDS=str(FLUSH),
-            RELAY_MAX_AGE_SECONDS="300",
-            RELAY_BATCH_SIZE="10000",
-            RELAY_HTTP_TIMEOUT_SECONDS="10",
+            shutdown_grace_seconds=GRACE,
+            shutdown_flush_seconds=FLUSH,
+            max_age_seconds="300",
+            batch_size="10000",
+            http_timeout_seconds="10",
         ).start()
         load = LoadGenerator(
             [lambda: relay.url], companies, rate=150, max_events=900, prefix="term", threads=6
         ).start()
-        assert wait_for(lambda: load.count() >= 300 and receiver.in_flight > 0, 20)
+        assert eventually(lambda: load.count() >= 300 and receiver.in_flight > 0, 20)
         in_flight_at_term = receiver.in_flight
         term_at = time.monotonic()
         code, seconds = relay.terminate(timeout=GRACE + FLUSH + 30)

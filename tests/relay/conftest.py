@@ -3,7 +3,6 @@ uvicorn servers on 127.0.0.1, over the suite's PostgreSQL."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -11,45 +10,40 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from relay.db.schema import events
-from relay.delivery.worker import DeliveryWorker
 from relay.inbox.store import EventInbox
 from relay.registry import writes
 from relay.registry.cache import Registry
 from relay.registry.filters import Filter, parse_filters
-from relay.runtime.service import RelayService
 from relay.settings import RelaySettings
 from spool import DurableQueue, SpoolDatabase
-from tests.support.relay_data import sample_event
-from tests.support.relay_fixtures import outbox, pg_engine, pg_url, sink
-from tests.support.servers import Receiver, ThreadedServer
-
-EVENT = "call-history-was-created"
-
-
-@dataclass
-class RunningReceiver:
-    receiver: Receiver
-    url: str
+from tests.support.receivers import RunningReceiver, running_receiver
+from tests.support.relay_fixtures import (
+    outbox,
+    pg_engine,
+    pg_url,
+    relay_cli,
+    relay_processes,
+    serving_relay,
+    sink,
+)
+from tests.support.relay_launcher import EVENT, InProcessRelay
 
 
 @pytest.fixture
 def receiver() -> Iterator[RunningReceiver]:
-    recorder = Receiver()
-    with ThreadedServer(recorder) as server:
-        yield RunningReceiver(recorder, server.url)
+    with running_receiver() as running:
+        yield running
 
 
 @pytest.fixture
 def second_receiver() -> Iterator[RunningReceiver]:
-    recorder = Receiver()
-    with ThreadedServer(recorder) as server:
-        yield RunningReceiver(recorder, server.url)
+    with running_receiver() as running:
+        yield running
 
 
 def add_company(engine: Engine, name: str = "Acme Cobrancas") -> uuid.UUID:
@@ -99,51 +93,15 @@ def parts(spool_db: SpoolDatabase, pg_engine: Engine) -> Parts:
     return Parts(spool_db, inbox, outbox, Registry(pg_engine), add_company(pg_engine))
 
 
-@dataclass
-class RunningRelay:
-    service: RelayService
-    server: ThreadedServer
-    url: str
-
-    @property
-    def worker(self) -> DeliveryWorker:
-        """The in-process deliveries (tests run the dispatcher inside the relay's process)."""
-        assert self.service.worker is not None
-        return self.service.worker
-
-    def post(
-        self,
-        company: uuid.UUID,
-        data: dict[str, Any] | None = None,
-        *,
-        event: str = EVENT,
-        event_id: str | None = None,
-        token: str | None = None,
-    ) -> httpx.Response:
-        body: dict[str, Any] = {
-            "company_id": str(company),
-            "event": event,
-            "data": sample_event() if data is None else data,
-        }
-        if event_id is not None:
-            body["id"] = event_id
-        headers = {"authorization": f"Bearer {token}"} if token else {}
-        return httpx.post(
-            f"{self.url}/v1/events",
-            content=json.dumps(body),
-            headers={"content-type": "application/json", **headers},
-            timeout=10,
-        )
-
-
 @pytest.fixture
 def start_relay(
     pg_url: str, tmp_path: Path, pg_engine: Engine
-) -> Iterator[Callable[..., RunningRelay]]:
-    """Start a relay on the suite's database with a fresh spool; stopped at teardown."""
-    running: list[RunningRelay] = []
+) -> Iterator[Callable[..., InProcessRelay]]:
+    """Start an in-process relay on the suite's database with a fresh spool, tuned to
+    drain and notice registry changes within a fraction of a second; stopped at teardown."""
+    running: list[InProcessRelay] = []
 
-    def start(**overrides: Any) -> RunningRelay:
+    def start(**overrides: Any) -> InProcessRelay:
         overrides.setdefault("allow_private_destinations", True)  # receivers on 127.0.0.1
         settings = RelaySettings(
             database_url=pg_url,
@@ -154,12 +112,10 @@ def start_relay(
             shutdown_grace_seconds=0.5,
             **overrides,
         )
-        service = RelayService(settings)
-        server = ThreadedServer(service.app, lifespan="on").start()
-        relay = RunningRelay(service, server, server.url)
+        relay = InProcessRelay(settings)
         running.append(relay)
-        return relay
+        return relay.start()
 
     yield start
     for relay in running:
-        relay.server.stop()
+        relay.stop()

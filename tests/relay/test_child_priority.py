@@ -4,14 +4,11 @@ CPU is short a caller's 202 goes first, then deliveries, then their log rows."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-from pathlib import Path
+from collections.abc import Callable
 
 import psutil
-import pytest
 
-from tests.relay.test_relay_e2e import RELAY, free_port
+from tests.support.relay_launcher import RelayProcess
 from tests.support.waiting import eventually
 
 ROLES = ("dispatcher", "drain")
@@ -30,33 +27,24 @@ def niceness_by_role(pid: int) -> dict[str, int]:
     return found
 
 
-@pytest.mark.parametrize(
-    ("settings", "expected"),
-    [
-        ({}, {"dispatcher": 10, "drain": 19}),
-        ({"RELAY_BACKGROUND_NICE": "5", "RELAY_DRAIN_NICE": "12"}, {"dispatcher": 5, "drain": 12}),
-    ],
-    ids=["defaults", "configured"],
-)
-def test_children_yield_the_cpu_dispatcher_before_drain(
-    pg_url: str, tmp_path: Path, settings: dict[str, str], expected: dict[str, int]
+def assert_niceness(relay: RelayProcess, expected: dict[str, int]) -> None:
+    assert relay.process is not None
+    pid = relay.process.pid
+    assert eventually(lambda: niceness_by_role(pid) == expected, timeout=60), niceness_by_role(pid)
+    assert psutil.Process(pid).nice() == os.nice(0)  # intake keeps the caller's
+
+
+def test_by_default_the_children_yield_the_cpu_dispatcher_before_drain(
+    serving_relay: RelayProcess,
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")} | {
-        "RELAY_DATABASE_URL": pg_url,
-        "RELAY_SPOOL_PATH": str(tmp_path / "spool.db"),
-        **settings,
-    }
-    process = subprocess.Popen(
-        [RELAY, "serve", "--port", str(free_port())],
-        env=env,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    assert_niceness(serving_relay, {"dispatcher": 10, "drain": 19})
+
+
+def test_the_childrens_niceness_is_configurable(
+    relay_processes: Callable[..., RelayProcess],
+) -> None:
+    relay = relay_processes(background_nice=5, drain_nice=12).start()
     try:
-        assert eventually(lambda: niceness_by_role(process.pid) == expected, timeout=60), (
-            niceness_by_role(process.pid)
-        )
-        assert psutil.Process(process.pid).nice() == os.nice(0)  # intake keeps the caller's
+        assert_niceness(relay, {"dispatcher": 5, "drain": 12})
     finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(30) == 0
+        relay.stop_cleanly()

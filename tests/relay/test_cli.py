@@ -1,11 +1,10 @@
-"""The `relay` command as a user runs it: real subprocesses, real spool, real PostgreSQL."""
+"""The `relay` command as a user runs it, on a real spool and real PostgreSQL: by
+`relay.cli.main` in the test process, and as a real process where its signals are tested."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -14,22 +13,15 @@ from sqlalchemy import Engine
 
 from relay.runtime.wiring import EXECUTION_LOG_QUEUE
 from spool import DurableQueue, SpoolDatabase
+from tests.support.environment import relay_env
 from tests.support.pg_cluster import PgCluster
+from tests.support.relay_command import RELAY_SCRIPT, InProcessCli
 from tests.support.relay_data import append_results, assert_logged_once, logged_ids
-
-RELAY = str(Path(sys.executable).with_name("relay"))
-
-
-def relay(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [RELAY, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
 
 
 @pytest.fixture
 def env(pg_url: str, spool_path: Path) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    return clean | {"RELAY_DATABASE_URL": pg_url, "RELAY_SPOOL_PATH": str(spool_path)}
+    return relay_env(database_url=pg_url, spool_path=spool_path)
 
 
 def spool_with(spool_path: Path, companies: int, rows: int) -> list[str]:
@@ -40,27 +32,29 @@ def spool_with(spool_path: Path, companies: int, rows: int) -> list[str]:
     return ids
 
 
-def test_migrate_applies_the_schema(pg_cluster: PgCluster, env: dict[str, str]) -> None:
+def test_migrate_applies_the_schema(
+    relay_cli: InProcessCli, pg_cluster: PgCluster, env: dict[str, str]
+) -> None:
     pg_cluster.create_database("cli_migrate")
-    result = relay(env | {"RELAY_DATABASE_URL": pg_cluster.url("cli_migrate")}, "migrate")
+    result = relay_cli(env | {"RELAY_DATABASE_URL": pg_cluster.url("cli_migrate")}, "migrate")
     assert result.returncode == 0, result.stderr
     assert "database migrated to head" in result.stdout
 
 
 def test_migrate_on_the_embedded_default_needs_no_postgresql(
-    tmp_path: Path, env: dict[str, str]
+    relay_cli: InProcessCli, tmp_path: Path, env: dict[str, str]
 ) -> None:
     env = {k: v for k, v in env.items() if k != "RELAY_DATABASE_URL"}
-    result = subprocess.run(
-        [RELAY, "migrate"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
-    )
+    result = relay_cli(env, "migrate", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "var" / "relay.db").exists()
 
 
-def test_spool_status_shows_pending_per_company(spool_path: Path, env: dict[str, str]) -> None:
+def test_spool_status_shows_pending_per_company(
+    relay_cli: InProcessCli, spool_path: Path, env: dict[str, str]
+) -> None:
     spool_with(spool_path, companies=3, rows=4)
-    result = relay(env, "spool", "status")
+    result = relay_cli(env, "spool", "status")
     assert result.returncode == 0, result.stderr
     assert "pending: 12 rows for 3 companies; dead letters: 0" in result.stdout
     assert "oldest pending:" in result.stdout
@@ -69,10 +63,10 @@ def test_spool_status_shows_pending_per_company(spool_path: Path, env: dict[str,
 
 
 def test_drain_once_writes_everything_now_ignoring_size_and_age(
-    spool_path: Path, env: dict[str, str], pg_engine: Engine
+    relay_cli: InProcessCli, spool_path: Path, env: dict[str, str], pg_engine: Engine
 ) -> None:
     ids = spool_with(spool_path, companies=5, rows=3)  # young and small: not due on its own
-    result = relay(env, "drain", "--once")
+    result = relay_cli(env, "drain", "--once")
     assert result.returncode == 0, result.stderr
     assert "drained 15 rows; 0 left in the spool; 0 dead letters" in result.stdout
     assert "batch insert done: 15 rows, 5 companies, 1 transaction" in result.stderr
@@ -80,24 +74,26 @@ def test_drain_once_writes_everything_now_ignoring_size_and_age(
 
 
 def test_drain_once_with_the_database_down_keeps_rows_and_exits_2(
-    spool_path: Path, env: dict[str, str], pg_engine: Engine
+    relay_cli: InProcessCli, spool_path: Path, env: dict[str, str], pg_engine: Engine
 ) -> None:
     spool_with(spool_path, companies=1, rows=3)
-    result = relay(
+    result = relay_cli(
         env | {"RELAY_DATABASE_URL": "postgresql+psycopg://u@127.0.0.1:1/x"}, "drain", "--once"
     )
     assert result.returncode == 2
     assert "3 rows could not be written and stay in the spool" in result.stderr
     assert "Traceback" not in result.stderr
     assert logged_ids(pg_engine) == []
-    status = relay(env, "spool", "status")
+    status = relay_cli(env, "spool", "status")
     assert "pending: 3 rows" in status.stdout
 
 
-def test_a_corrupt_spool_is_reported_with_exit_2(spool_path: Path, env: dict[str, str]) -> None:
+def test_a_corrupt_spool_is_reported_with_exit_2(
+    relay_cli: InProcessCli, spool_path: Path, env: dict[str, str]
+) -> None:
     spool_path.parent.mkdir(parents=True)
     spool_path.write_bytes(b"garbage" * 1000)
-    result = relay(env, "spool", "status")
+    result = relay_cli(env, "spool", "status")
     assert result.returncode == 2
     assert "failed its integrity check" in result.stderr
     assert "Traceback" not in result.stderr
@@ -114,17 +110,17 @@ def test_a_corrupt_spool_is_reported_with_exit_2(spool_path: Path, env: dict[str
     ],
 )
 def test_bad_configuration_names_the_variable_and_exits_2(
-    env: dict[str, str], variable: str, value: str
+    relay_cli: InProcessCli, env: dict[str, str], variable: str, value: str
 ) -> None:
-    result = relay(env | {variable: value}, "spool", "status")
+    result = relay_cli(env | {variable: value}, "spool", "status")
     assert result.returncode == 2
     assert variable in result.stderr
     assert "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize("args", [[], ["spool"], ["drain", "--deadline", "-3", "--once"], ["nope"]])
-def test_usage_errors_exit_2(env: dict[str, str], args: list[str]) -> None:
-    result = relay(env, *args)
+def test_usage_errors_exit_2(relay_cli: InProcessCli, env: dict[str, str], args: list[str]) -> None:
+    result = relay_cli(env, *args)
     assert result.returncode == 2
     assert "usage: relay" in result.stderr
 
@@ -134,7 +130,7 @@ def test_the_drain_worker_flushes_on_a_stop_signal_and_exits_0(
     spool_path: Path, env: dict[str, str], pg_engine: Engine, stop_signal: signal.Signals
 ) -> None:
     ids = spool_with(spool_path, companies=2, rows=5)  # young, under a batch: only a flush
-    worker = subprocess.Popen([RELAY, "drain"], env=env, stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen([RELAY_SCRIPT, "drain"], env=env, stderr=subprocess.PIPE, text=True)
     assert worker.stderr is not None
     for line in worker.stderr:  # bounded: the worker logs this line once started
         if "drain running" in line:

@@ -1,16 +1,11 @@
 """`relay companies ...`, `relay webhooks ...` and `relay serve`'s bind-address rule, run as a
-user runs them: real subprocesses against the suite's PostgreSQL (or an embedded SQLite)."""
+user runs them against the suite's PostgreSQL (or an embedded SQLite): the commands by
+`relay.cli.main` in the test process, `relay serve` as a real process."""
 
 from __future__ import annotations
 
 import base64
 import json
-import os
-import queue
-import signal
-import subprocess
-import sys
-import threading
 import uuid
 from pathlib import Path
 
@@ -25,67 +20,54 @@ from relay.registry.cache import load_snapshot
 from relay.registry.filters import parse_filters
 from relay.runtime.service import check_bind_address
 from tests.relay.conftest import EVENT
+from tests.support.environment import relay_env
+from tests.support.relay_command import CliResult, InProcessCli, run_relay
+from tests.support.relay_launcher import RelayProcess
+from tests.support.waiting import eventually
 
-RELAY = str(Path(sys.executable).with_name("relay"))
 HOOK = "https://hooks.example.com/calls"
 FILTER = '[{"field_path": "callHistory.campaign.id", "operator": "equals", "value": 201074}]'
 
 
-def relay(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return relay_all(env, args, timeout=timeout)[0]
+class Relay:
+    """`relay` commands run in the test process; a traceback in their output fails the test."""
+
+    def __init__(self, cli: InProcessCli) -> None:
+        self.cli = cli
+
+    def __call__(self, env: dict[str, str], *args: str) -> CliResult:
+        result = self.cli(env, *args)
+        assert "Traceback" not in result.stderr, result.stderr
+        return result
+
+    def each(
+        self, env: dict[str, str] | list[dict[str, str]], *commands: tuple[str, ...]
+    ) -> list[CliResult]:
+        """Independent commands in turn; `env` is shared, or one per command."""
+        envs = env if isinstance(env, list) else [env] * len(commands)
+        return [self(one_env, *args) for one_env, args in zip(envs, commands, strict=True)]
 
 
-def relay_all(
-    env: dict[str, str] | list[dict[str, str]], *commands: tuple[str, ...], timeout: float = 60
-) -> list[subprocess.CompletedProcess[str]]:
-    """Run independent `relay` commands at the same time (each one costs ~0.5 s of imports);
-    `env` is shared, or one per command."""
-    envs = env if isinstance(env, list) else [env] * len(commands)
-    processes = [
-        subprocess.Popen(
-            [RELAY, *args], env=one_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        for one_env, args in zip(envs, commands, strict=True)
-    ]
-    results = []
-    try:
-        for args, process in zip(commands, processes, strict=True):
-            stdout, stderr = process.communicate(timeout=timeout)
-            assert "Traceback" not in stderr, stderr
-            results.append(
-                subprocess.CompletedProcess([RELAY, *args], process.returncode, stdout, stderr)
-            )
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.communicate()
-    return results
-
-
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+@pytest.fixture
+def relay(relay_cli: InProcessCli) -> Relay:
+    return Relay(relay_cli)
 
 
 @pytest.fixture
 def env(pg_url: str, pg_engine: Engine, spool_path: Path) -> dict[str, str]:
-    return clean_env() | {"RELAY_DATABASE_URL": pg_url, "RELAY_SPOOL_PATH": str(spool_path)}
+    return relay_env(database_url=pg_url, spool_path=spool_path)
 
 
-def embedded(directory: Path) -> dict[str, str]:
+def embedded(directory: Path, **settings: object) -> dict[str, str]:
     """The embedded default in a private directory: SQLite database and spool, no PostgreSQL."""
-    return clean_env() | {
-        "RELAY_DATABASE_URL": f"sqlite:///{directory / 'relay.db'}",
-        "RELAY_SPOOL_PATH": str(directory / "spool.db"),
-    }
+    return relay_env(
+        database_url=f"sqlite:///{directory / 'relay.db'}",
+        spool_path=directory / "spool.db",
+        **settings,
+    )
 
 
-@pytest.fixture
-def embedded_env(tmp_path: Path) -> dict[str, str]:
-    return embedded(tmp_path / "var")
-
-
-def add_company(env: dict[str, str], name: str = "Acme Cobrancas") -> uuid.UUID:
+def add_company(relay: Relay, env: dict[str, str], name: str = "Acme Cobrancas") -> uuid.UUID:
     result = relay(env, "companies", "add", name)
     assert result.returncode == 0, result.stderr
     company_id, printed_name = result.stdout.strip().split("\t")
@@ -109,7 +91,7 @@ def webhook_rows(engine: Engine) -> list[sa.Row[tuple[object, ...]]]:
         return list(conn.execute(sa.select(webhooks)).all())
 
 
-def assert_refused(result: subprocess.CompletedProcess[str], *phrases: str) -> None:
+def assert_refused(result: CliResult, *phrases: str) -> None:
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert result.stdout == ""
     for phrase in phrases:
@@ -119,8 +101,8 @@ def assert_refused(result: subprocess.CompletedProcess[str], *phrases: str) -> N
 # -- companies ----------------------------------------------------------------------------------
 
 
-def test_companies_add_prints_the_id_and_list_shows_them(env: dict[str, str]) -> None:
-    added = relay_all(env, ("companies", "add", "Acme Cobrancas"), ("companies", "add", "Beta"))
+def test_companies_add_prints_the_id_and_list_shows_them(relay: Relay, env: dict[str, str]) -> None:
+    added = relay.each(env, ("companies", "add", "Acme Cobrancas"), ("companies", "add", "Beta"))
     expected = set()
     for result in added:
         assert result.returncode == 0, result.stderr
@@ -134,8 +116,8 @@ def test_companies_add_prints_the_id_and_list_shows_them(env: dict[str, str]) ->
     assert {line.split("\t")[2] for line in expected} == {"Acme Cobrancas", "Beta"}
 
 
-def test_a_company_name_must_be_1_to_255_characters(env: dict[str, str]) -> None:
-    results = relay_all(env, ("companies", "add", "   "), ("companies", "add", "x" * 256))
+def test_a_company_name_must_be_1_to_255_characters(relay: Relay, env: dict[str, str]) -> None:
+    results = relay.each(env, ("companies", "add", "   "), ("companies", "add", "x" * 256))
     for result in results:
         assert_refused(result, "company name must be 1 to 255")
     listing = relay(env, "companies", "list")
@@ -145,11 +127,13 @@ def test_a_company_name_must_be_1_to_255_characters(env: dict[str, str]) -> None
 # -- webhooks add / list ------------------------------------------------------------------------
 
 
-def test_webhooks_add_with_a_filter_and_a_secret(env: dict[str, str], pg_engine: Engine) -> None:
+def test_webhooks_add_with_a_filter_and_a_secret(
+    relay: Relay, env: dict[str, str], pg_engine: Engine
+) -> None:
     company = add_company_row(pg_engine)
     add = ("webhooks", "add", "--company", str(company), "--url", HOOK, "--event", EVENT)
 
-    result, again = relay_all(env, (*add, "--filter", FILTER, "--secret"), (*add, "--secret"))
+    result, again = relay.each(env, (*add, "--filter", FILTER, "--secret"), (*add, "--secret"))
 
     assert result.returncode == 0, result.stderr
     first, second = result.stdout.splitlines()
@@ -177,7 +161,9 @@ def test_webhooks_add_with_a_filter_and_a_secret(env: dict[str, str], pg_engine:
     assert "whsec_" not in listing.stdout + listing.stderr
 
 
-def test_webhooks_add_without_secret_or_filter(env: dict[str, str], pg_engine: Engine) -> None:
+def test_webhooks_add_without_secret_or_filter(
+    relay: Relay, env: dict[str, str], pg_engine: Engine
+) -> None:
     company = add_company_row(pg_engine)
     other = add_company_row(pg_engine, "Beta Telecom")
     add_webhook_row(pg_engine, other, HOOK)
@@ -191,7 +177,7 @@ def test_webhooks_add_without_secret_or_filter(env: dict[str, str], pg_engine: E
     assert len(result.stdout.splitlines()) == 1
     assert "secret" not in result.stdout
     webhook_id = result.stdout.split("\t")[0]
-    only_mine, everyone = relay_all(
+    only_mine, everyone = relay.each(
         env, ("webhooks", "list", "--company", str(company)), ("webhooks", "list")
     )
     assert only_mine.stdout.splitlines() == [
@@ -218,12 +204,12 @@ INVALID_FILTERS: list[tuple[str, tuple[str, ...]]] = [
 
 
 def test_an_invalid_filter_exits_2_naming_the_problem_and_saves_nothing(
-    env: dict[str, str], pg_engine: Engine
+    relay: Relay, env: dict[str, str], pg_engine: Engine
 ) -> None:
     company = add_company_row(pg_engine)
     add = ("webhooks", "add", "--company", str(company), "--url", HOOK, "--event", EVENT)
 
-    results = relay_all(env, *[(*add, "--filter", text) for text, _ in INVALID_FILTERS])
+    results = relay.each(env, *[(*add, "--filter", text) for text, _ in INVALID_FILTERS])
 
     for result, (_, phrases) in zip(results, INVALID_FILTERS, strict=True):
         assert_refused(result, "usage: relay webhooks add", *phrases)
@@ -231,7 +217,7 @@ def test_an_invalid_filter_exits_2_naming_the_problem_and_saves_nothing(
 
 
 def test_unknown_company_unknown_event_or_a_non_http_url_exit_2_and_save_nothing(
-    env: dict[str, str], pg_engine: Engine
+    relay: Relay, env: dict[str, str], pg_engine: Engine
 ) -> None:
     company, nobody = add_company_row(pg_engine), uuid.uuid4()
     cases: list[tuple[tuple[str, str, str], str]] = [
@@ -241,7 +227,7 @@ def test_unknown_company_unknown_event_or_a_non_http_url_exit_2_and_save_nothing
         ((str(company), "hooks.example.com/x", EVENT), "absolute http(s) URL"),
     ]
 
-    results = relay_all(
+    results = relay.each(
         env,
         *[
             ("webhooks", "add", "--company", c, "--url", url, "--event", event)
@@ -255,7 +241,7 @@ def test_unknown_company_unknown_event_or_a_non_http_url_exit_2_and_save_nothing
 
 
 def test_an_unparsable_url_exits_2_without_a_traceback(
-    env: dict[str, str], pg_engine: Engine
+    relay: Relay, env: dict[str, str], pg_engine: Engine
 ) -> None:
     company = add_company_row(pg_engine)
     result = relay(
@@ -265,11 +251,11 @@ def test_an_unparsable_url_exits_2_without_a_traceback(
 
 
 def test_a_url_the_http_client_cannot_use_is_refused_when_saved(
-    env: dict[str, str], pg_engine: Engine
+    relay: Relay, env: dict[str, str], pg_engine: Engine
 ) -> None:
     company = add_company_row(pg_engine)
     add = ("webhooks", "add", "--company", str(company), "--event", EVENT, "--url")
-    for result in relay_all(env, (*add, "http://127.0.0.1:abc/hook"), (*add, "http://xn--/hook")):
+    for result in relay.each(env, (*add, "http://127.0.0.1:abc/hook"), (*add, "http://xn--/hook")):
         assert_refused(result, "relay: error: ", "URL")
     assert webhook_rows(pg_engine) == []
 
@@ -277,7 +263,7 @@ def test_a_url_the_http_client_cannot_use_is_refused_when_saved(
 # -- webhooks disable ---------------------------------------------------------------------------
 
 
-def test_webhooks_disable(env: dict[str, str], pg_engine: Engine) -> None:
+def test_webhooks_disable(relay: Relay, env: dict[str, str], pg_engine: Engine) -> None:
     company = add_company_row(pg_engine)
     webhook_id = add_webhook_row(pg_engine, company, HOOK)
     kept = add_webhook_row(pg_engine, company, HOOK + "/kept")
@@ -292,9 +278,9 @@ def test_webhooks_disable(env: dict[str, str], pg_engine: Engine) -> None:
     assert set(load_snapshot(pg_engine).webhooks) == {kept}
 
 
-def test_unknown_webhooks_and_bad_uuid_arguments_exit_2(env: dict[str, str]) -> None:
+def test_unknown_webhooks_and_bad_uuid_arguments_exit_2(relay: Relay, env: dict[str, str]) -> None:
     webhook_id = uuid.uuid4()
-    unknown, *bad_uuids = relay_all(
+    unknown, *bad_uuids = relay.each(
         env,
         ("webhooks", "disable", str(webhook_id)),
         ("webhooks", "disable", "not-a-uuid"),
@@ -306,12 +292,12 @@ def test_unknown_webhooks_and_bad_uuid_arguments_exit_2(env: dict[str, str]) -> 
         assert_refused(result, "usage: relay", "not a UUID")
 
 
-def test_the_commands_work_on_the_embedded_database(tmp_path: Path) -> None:
+def test_the_commands_work_on_the_embedded_database(relay: Relay, tmp_path: Path) -> None:
     migrated, unmigrated = embedded(tmp_path / "migrated"), embedded(tmp_path / "unmigrated")
-    refused, done = relay_all([unmigrated, migrated], ("companies", "list"), ("migrate",))
+    refused, done = relay.each([unmigrated, migrated], ("companies", "list"), ("migrate",))
     assert_refused(refused, "has `relay migrate` been run?")
     assert done.returncode == 0, done.stderr
-    company = add_company(migrated)
+    company = add_company(relay, migrated)
     added = relay(
         migrated, "webhooks", "add", "--company", str(company), "--url", HOOK,
         "--event", EVENT, "--filter", FILTER, "--secret",
@@ -343,12 +329,9 @@ def test_with_a_token_any_address_is_fine(host: str) -> None:
 
 
 def test_serve_on_a_public_address_without_a_token_exits_2(tmp_path: Path) -> None:
-    flag, variable = relay_all(
-        [embedded(tmp_path / "flag"), embedded(tmp_path / "variable") | {"RELAY_HOST": "0.0.0.0"}],
-        ("serve", "--host", "0.0.0.0", "--port", "0"),
-        ("serve", "--port", "0"),
-        timeout=30,
-    )
+    """Real processes: were the rule broken, an in-process `serve` would serve for ever."""
+    flag = run_relay(embedded(tmp_path / "flag"), "serve", "--host", "0.0.0.0", "--port", "0")
+    variable = run_relay(embedded(tmp_path / "variable", host="0.0.0.0"), "serve", "--port", "0")
 
     for result in (flag, variable):
         assert result.returncode == 2, result.stderr
@@ -359,34 +342,8 @@ def test_serve_on_a_public_address_without_a_token_exits_2(tmp_path: Path) -> No
         assert "127.0.0.1" in result.stderr  # and says what to do instead
 
 
-def test_serve_on_loopback_without_a_token_says_so_and_stops_on_sigterm(
-    embedded_env: dict[str, str],
-) -> None:
-    process = subprocess.Popen(
-        [RELAY, "serve", "--host", "127.0.0.1", "--port", "0"],
-        env=embedded_env,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def read() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=read, daemon=True).start()
-    seen: list[str] = []
-    try:
-        while not any("relay serving" in line for line in seen):
-            line = lines.get(timeout=30)  # bounded: raises queue.Empty if the relay hangs
-            assert line is not None, "".join(seen)
-            seen.append(line)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
-    assert process.returncode == 0
-    output = "".join(seen)
-    assert "RELAY_INTAKE_TOKEN is not set: serving on loopback (127.0.0.1) only" in output
+def test_serve_on_loopback_without_a_token_says_so(serving_relay: RelayProcess) -> None:
+    """The suite's shared `relay serve` (no token, the default 127.0.0.1); at the end of the
+    session it is SIGTERMed and must exit 0."""
+    warning = "RELAY_INTAKE_TOKEN is not set: serving on loopback (127.0.0.1) only"
+    assert eventually(lambda: warning in serving_relay.log_text()), serving_relay.log_text()

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,19 +11,25 @@ import pytest
 from relay.runtime.wiring import EXECUTION_LOG_QUEUE
 from spool import DurableQueue, SpoolDatabase
 from tests.spool.test_salvage import build_spool, damage_leaf_pages, digest
+from tests.support.environment import relay_env
+from tests.support.relay_command import CliResult, InProcessCli
 
-RELAY = str(Path(sys.executable).with_name("relay"))
-
-
-def relay(spool: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    env |= {"RELAY_SPOOL_PATH": str(spool), "RELAY_DATABASE_URL": f"sqlite:///{spool}.log.db"}
-    return subprocess.run(
-        [RELAY, "spool", *args], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+SpoolCommand = Callable[..., CliResult]
 
 
-def test_check_passes_a_healthy_spool(spool_path: Path) -> None:
+@pytest.fixture
+def relay(relay_cli: InProcessCli) -> SpoolCommand:
+    """`relay(spool, ARGS...)`: `relay spool ARGS...` in the test process, on the spool at
+    `spool` (its execution log a SQLite file beside it)."""
+
+    def spool_command(spool: Path, *args: str) -> CliResult:
+        env = relay_env(spool_path=spool, database_url=f"sqlite:///{spool}.log.db")
+        return relay_cli(env, "spool", *args)
+
+    return spool_command
+
+
+def test_check_passes_a_healthy_spool(relay: SpoolCommand, spool_path: Path) -> None:
     build_spool(spool_path)
     result = relay(spool_path, "check")
     assert result.returncode == 0, result.stderr
@@ -34,7 +38,7 @@ def test_check_passes_a_healthy_spool(spool_path: Path) -> None:
 
 
 def test_check_reports_damage_and_the_way_out_without_touching_the_file(
-    spool_path: Path, tmp_path: Path
+    relay: SpoolCommand, spool_path: Path, tmp_path: Path
 ) -> None:
     build_spool(spool_path)
     damage_leaf_pages(spool_path, 2)
@@ -55,7 +59,9 @@ def test_check_reports_damage_and_the_way_out_without_touching_the_file(
     assert "pending: " in status.stdout
 
 
-def test_salvage_refuses_to_overwrite(spool_path: Path, tmp_path: Path) -> None:
+def test_salvage_refuses_to_overwrite(
+    relay: SpoolCommand, spool_path: Path, tmp_path: Path
+) -> None:
     build_spool(spool_path)
     existing = tmp_path / "existing.db"
     existing.write_bytes(b"mine")
@@ -78,7 +84,7 @@ def dead_letters(spool_path: Path, failed_at: list[datetime]) -> list[str]:
     return ids
 
 
-def test_dead_letters_list_retry_and_purge(spool_path: Path) -> None:
+def test_dead_letters_list_retry_and_purge(relay: SpoolCommand, spool_path: Path) -> None:
     now = datetime.now(UTC)
     old, recent, other = dead_letters(spool_path, [now - timedelta(days=10), now, now])
     listing = relay(spool_path, "dead-letters", "list")
@@ -107,7 +113,7 @@ def test_dead_letters_list_retry_and_purge(spool_path: Path) -> None:
         ["salvage"],
     ],
 )
-def test_bad_arguments_exit_2(spool_path: Path, args: list[str]) -> None:
+def test_bad_arguments_exit_2(relay: SpoolCommand, spool_path: Path, args: list[str]) -> None:
     build_spool(spool_path)
     result = relay(spool_path, *args)
     assert result.returncode == 2

@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 
 from relay.db.engine import make_engine
 from relay.db.watchdog import ConnectionWatchdog
-from tests.faults.harness import TcpProxy
+from tests.support.tcp_proxy import TcpProxy
 
 TIMEOUT = 1.0
 

@@ -34,9 +34,9 @@ from relay.delivery.transport.guard import (
 from relay.delivery.transport.network import AsyncioBackend, PooledTransport
 from relay.demo.local_server import Receive, Scope, Send, read_body
 from relay.settings import RelaySettings
-from tests.relay.conftest import Parts, RunningReceiver, add_webhook
+from tests.relay.conftest import Parts, add_webhook
 from tests.relay.test_dispatcher import REAL_TIME_MODULES, START, accept, log_records, run_due
-from tests.support.servers import ThreadedServer
+from tests.support.receivers import RunningReceiver, ThreadedServer
 
 HINT = "(set RELAY_ALLOW_PRIVATE_DESTINATIONS=true to allow)"
 REAL_NAMES = {"localhost", "127.1"}  # answered from /etc/hosts or parsed as numbers: no DNS

@@ -17,7 +17,8 @@ from relay.delivery.dispatcher import DispatchConfig, Dispatcher
 from relay.delivery.retry import RetryPolicy
 from relay.delivery.transport.clients import HostClients
 from relay.inbox.deliveries import EventInput, deliveries_for
-from tests.relay.conftest import EVENT, Parts, RunningReceiver, add_webhook
+from tests.relay.conftest import EVENT, Parts, add_webhook
+from tests.support.receivers import RunningReceiver
 from tests.support.relay_data import sample_event
 
 START = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

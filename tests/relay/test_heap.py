@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import gc
-import os
-import signal
-import subprocess
-import threading
 import weakref
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from relay.runtime.heap import freeze_startup_heap
-from tests.relay.test_relay_e2e import RELAY, free_port
+from tests.support.relay_launcher import RelayProcess
 from tests.support.waiting import eventually
 
 
@@ -47,29 +42,14 @@ def test_what_exists_is_frozen_and_a_cycle_made_later_is_still_collected() -> No
     assert kept() is not None  # frozen: the collector no longer looks at it
 
 
-def test_each_relay_process_freezes_its_start_up_heap(pg_url: str, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")} | {
-        "RELAY_DATABASE_URL": pg_url,
-        "RELAY_SPOOL_PATH": str(tmp_path / "spool.db"),
-    }
-    process = subprocess.Popen(
-        [RELAY, "serve", "--port", str(free_port())], env=env, stderr=subprocess.PIPE, text=True
-    )
-    lines: list[str] = []
-    assert process.stderr is not None
-    reader = threading.Thread(target=lambda: lines.extend(process.stderr or ()), daemon=True)
-    reader.start()
-
+def test_each_relay_process_freezes_its_start_up_heap(serving_relay: RelayProcess) -> None:
     def frozen() -> set[str]:
         return {
             line.split("relay.runtime.heap: ")[1].split(":")[0]
-            for line in list(lines)
+            for line in serving_relay.log_text().splitlines()
             if "start-up objects exempt from garbage collection" in line
         }
 
-    try:
-        assert eventually(lambda: frozen() == {"intake", "dispatcher", "drain"}, timeout=60), lines
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(30) == 0
-        reader.join(10)
+    assert eventually(lambda: frozen() == {"intake", "dispatcher", "drain"}, timeout=60), (
+        serving_relay.log_text()
+    )

@@ -20,19 +20,17 @@ from sqlalchemy import Engine
 from relay.db.schema import companies
 from relay.inbox.deliveries import Delivery
 from relay.inbox.store import EventInbox, IntakeReceipt
+from relay.runtime.service import RelayService
+from relay.settings import RelaySettings
 from spool import SpoolDatabase
-from tests.relay.conftest import (
-    EVENT,
-    RunningReceiver,
-    RunningRelay,
-    add_company,
-    add_webhook,
-)
+from tests.relay.conftest import EVENT, add_company, add_webhook
 from tests.support.pg_cluster import PgCluster
+from tests.support.receivers import RunningReceiver
 from tests.support.relay_data import sample_event
+from tests.support.relay_launcher import InProcessRelay
 from tests.support.waiting import eventually
 
-StartRelay = Callable[..., RunningRelay]
+StartRelay = Callable[..., InProcessRelay]
 FAILS_ON_SAMPLE = [{"field_path": "callHistory.campaign.id", "operator": "equals", "value": 1}]
 PASSES_ON_SAMPLE = [
     {"field_path": "callHistory.campaign.id", "operator": "equals", "value": 201074}
@@ -40,7 +38,7 @@ PASSES_ON_SAMPLE = [
 
 
 def post_raw(
-    relay: RunningRelay,
+    relay: InProcessRelay,
     content: bytes | Iterator[bytes],
     *,
     content_type: str | None = "application/json",
@@ -59,7 +57,7 @@ def event_body(company: uuid.UUID, **fields: Any) -> bytes:
     return json.dumps(document).encode()
 
 
-def settled(relay: RunningRelay) -> bool:
+def settled(relay: InProcessRelay) -> bool:
     """No delivery waits in the inbox or is in flight."""
     return relay.service.inbox.queue.count() == 0 and relay.worker.dispatcher.in_flight == 0
 
@@ -77,6 +75,35 @@ def assert_json_error(response: httpx.Response, status: int, field: str | None =
 @pytest.fixture
 def company(pg_engine: Engine) -> uuid.UUID:
     return add_company(pg_engine)
+
+
+@pytest.fixture(scope="module")
+def unserved(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RelayService]:
+    """A relay's ASGI app, neither served nor started (no lifespan: no registry loaded,
+    nothing running): enough for every answer intake gives before it looks a company up."""
+    directory = tmp_path_factory.mktemp("unserved")
+    service = RelayService(
+        RelaySettings(
+            database_url=f"sqlite:///{directory / 'relay.db'}",
+            spool_path=directory / "spool" / "spool.db",
+        )
+    )
+    yield service
+    service.spool.close()
+    service.engine.dispose()
+
+
+def post_to_app(service: RelayService, content: bytes) -> httpx.Response:
+    """POST /v1/events to the service's ASGI app in this process, without a server."""
+
+    async def post() -> httpx.Response:
+        transport = httpx.ASGITransport(app=service.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://relay") as client:
+            return await client.post(
+                "/v1/events", content=content, headers={"content-type": "application/json"}
+            )
+
+    return asyncio.run(post())
 
 
 # -- 202 ----------------------------------------------------------------------------------------
@@ -341,23 +368,77 @@ def test_without_a_token_configured_no_header_is_needed(
 # -- every 4xx ----------------------------------------------------------------------------------
 
 
-def test_a_body_that_is_not_an_event_is_a_4xx_naming_the_body(start_relay: StartRelay) -> None:
+def test_a_body_the_parser_refuses_is_a_json_4xx_over_http(
+    start_relay: StartRelay, company: uuid.UUID
+) -> None:
+    """End to end once per kind of answer; every body the parser refuses is checked on the
+    app below (and each refusal by the parser's own tests, tests/relay/test_event_input.py)."""
     relay = start_relay()
-    cases = {
-        "malformed": (b"{not json", 400),
-        "empty": (b"", 400),
-        "not-utf8": (b"\xff\xfe", 400),
-        "deep": (b"[" * 100_000, 400),
-        "nul": (b'{"data": {"x": "\\u0000"}}', 400),
-        "surrogate": (b'{"data": {"x": "\\ud800"}}', 400),
-        "array": (b"[1, 2]", 422),
-        "string": (b'"event"', 422),
-    }
+    missing = json.loads(event_body(company))
+    del missing["data"]
 
-    for name, (content, status) in cases.items():
-        response = post_raw(relay, content)
-        assert response.status_code == status, (name, response.text)
-        assert_json_error(response, status, "body")
+    assert_json_error(post_raw(relay, b"{not json"), 400, "body")
+    assert_json_error(post_raw(relay, json.dumps(missing).encode()), 422, "data")
+
+
+def without(field: str) -> bytes:
+    """A valid event body for any company, without `field`."""
+    document = json.loads(event_body(ANY_COMPANY))
+    del document[field]
+    return json.dumps(document).encode()
+
+
+ANY_COMPANY = uuid.UUID("6f1c2b1e-8a0b-4b0e-9a0e-3d1b2c4f5a60")
+NOT_EVENTS: dict[str, tuple[bytes, int]] = {
+    "malformed": (b"{not json", 400),
+    "empty": (b"", 400),
+    "not-utf8": (b"\xff\xfe", 400),
+    "deep": (b"[" * 100_000, 400),
+    "nul": (b'{"data": {"x": "\\u0000"}}', 400),
+    "surrogate": (b'{"data": {"x": "\\ud800"}}', 400),
+    "array": (b"[1, 2]", 422),
+    "string": (b'"event"', 422),
+    "non-finite": (
+        f'{{"company_id": "{ANY_COMPANY}", "event": "{EVENT}", "data": {{"x": NaN}}}}'.encode(),
+        400,
+    ),
+}
+MISTYPED: list[tuple[str, object]] = [
+    ("company_id", "not-a-uuid"),
+    ("company_id", 42),
+    ("event", 7),
+    ("event", ""),
+    ("event", "e" * 101),
+    ("data", [1]),
+    ("data", None),
+    ("id", ""),
+    ("id", 5),
+    ("id", "x" * 201),
+]
+REFUSED_BODIES = [
+    *[
+        pytest.param(body, status, "body", "", id=name)
+        for name, (body, status) in NOT_EVENTS.items()
+    ],
+    *[
+        pytest.param(without(field), 422, field, "required", id=f"missing-{field}")
+        for field in ("company_id", "event", "data")
+    ],
+    *[
+        pytest.param(event_body(ANY_COMPANY, **{field: value}), 422, field, "", id=f"{field}-{n}")
+        for n, (field, value) in enumerate(MISTYPED)
+    ],
+]
+
+
+@pytest.mark.parametrize(("content", "status", "field", "says"), REFUSED_BODIES)
+def test_every_body_the_parser_refuses_is_a_json_4xx_naming_the_field(
+    unserved: RelayService, content: bytes, status: int, field: str, says: str
+) -> None:
+    response = post_to_app(unserved, content)
+
+    assert_json_error(response, status, field)
+    assert says in response.json()["error"]
 
 
 def test_a_body_that_is_not_declared_json_is_415(
@@ -457,37 +538,6 @@ def test_an_unknown_event_is_422(start_relay: StartRelay, company: uuid.UUID) ->
     assert "call-history-was-deleted" in response.json()["error"]
 
 
-def test_a_missing_field_is_422_naming_it(start_relay: StartRelay, company: uuid.UUID) -> None:
-    relay = start_relay()
-
-    for field in ("company_id", "event", "data"):
-        document = json.loads(event_body(company))
-        del document[field]
-        response = post_raw(relay, json.dumps(document).encode())
-        assert_json_error(response, 422, field)
-        assert "required" in response.json()["error"]
-
-
-def test_a_mistyped_field_is_422_naming_it(start_relay: StartRelay, company: uuid.UUID) -> None:
-    relay = start_relay()
-    cases: list[tuple[str, object]] = [
-        ("company_id", "not-a-uuid"),
-        ("company_id", 42),
-        ("event", 7),
-        ("event", ""),
-        ("event", "e" * 101),
-        ("data", [1]),
-        ("data", None),
-        ("id", ""),
-        ("id", 5),
-        ("id", "x" * 201),
-    ]
-
-    for field, value in cases:
-        response = post_raw(relay, event_body(company, **{field: value}))
-        assert_json_error(response, 422, field)
-
-
 def test_get_on_the_events_endpoint_is_405_json(start_relay: StartRelay) -> None:
     relay = start_relay()
 
@@ -511,17 +561,6 @@ def test_an_unknown_path_is_404_json(start_relay: StartRelay) -> None:
     for method, path in (("GET", "/"), ("POST", "/v1/event"), ("POST", "/v2/events")):
         response = httpx.request(method, f"{relay.url}{path}", json={}, timeout=10)
         assert_json_error(response, 404)
-
-
-def test_non_finite_numbers_are_refused_at_intake(
-    start_relay: StartRelay, company: uuid.UUID
-) -> None:
-    relay = start_relay()
-    raw = f'{{"company_id": "{company}", "event": "{EVENT}", "data": {{"x": NaN}}}}'
-
-    response = post_raw(relay, raw.encode())
-
-    assert_json_error(response, 400, "body")
 
 
 def test_data_nested_as_deep_as_the_parser_allows_is_never_a_500(
@@ -635,11 +674,10 @@ def test_before_the_registry_first_loads_intake_is_503_then_202(
 
 
 def test_the_router_behind_the_fast_path_sends_events_to_the_same_endpoint(
-    start_relay: StartRelay,
+    unserved: RelayService,
 ) -> None:
     """POST /v1/events skips Starlette; Starlette's router (which answers the 405s) knows
     the same endpoint, so a request reaching it gets the same answers."""
-    relay = start_relay()
     sent: list[dict[str, Any]] = []
     scope = {
         "type": "http",
@@ -656,7 +694,7 @@ def test_the_router_behind_the_fast_path_sends_events_to_the_same_endpoint(
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    asyncio.run(relay.service.app.fallback(scope, receive, send))
+    asyncio.run(unserved.app.fallback(scope, receive, send))
 
     assert sent[0]["status"] == 415
     assert json.loads(sent[1]["body"])["field"] == "content-type"

@@ -18,8 +18,10 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from relay.delivery.signing import secret_key, sign
 from relay.execution_log.record import PHONE_MAX_DIGITS, logged_payload, phone_number_of
 from relay.registry.writes import new_signing_secret
-from tests.relay.conftest import RunningReceiver, RunningRelay, add_company, add_webhook
+from tests.relay.conftest import add_company, add_webhook
+from tests.support.receivers import RunningReceiver
 from tests.support.relay_data import sample_event
+from tests.support.relay_launcher import InProcessRelay
 from tests.support.waiting import eventually
 
 # -- phone_number_of ----------------------------------------------------------------------------
@@ -227,7 +229,7 @@ def test_a_secret_without_the_prefix_is_used_as_raw_text() -> None:
 
 
 def test_a_relayed_post_is_signed_and_verifies_with_standardwebhooks(
-    start_relay: Callable[..., RunningRelay], pg_engine: Engine, receiver: RunningReceiver
+    start_relay: Callable[..., InProcessRelay], pg_engine: Engine, receiver: RunningReceiver
 ) -> None:
     secret = new_signing_secret()
     company = add_company(pg_engine)

@@ -9,15 +9,12 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
-import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 from sqlalchemy import Engine
@@ -28,25 +25,22 @@ from relay.ops.log_config import configure_logging
 from relay.registry.cache import Registry
 from relay.registry.writes import new_signing_secret
 from relay.settings import RelaySettings
-from tests.faults.harness import RelayProcess, relay_env, wait_for
-from tests.relay.conftest import RunningReceiver, add_company, add_webhook
-from tests.support.relay_data import sample_event
+from tests.relay.conftest import add_company, add_webhook
+from tests.support.environment import relay_env
+from tests.support.logging_state import logging_restored
+from tests.support.receivers import RunningReceiver
+from tests.support.relay_command import InProcessCli
+from tests.support.relay_launcher import RelayProcess
+from tests.support.waiting import eventually
 
-RELAY = str(Path(sys.executable).with_name("relay"))
 log = logging.getLogger("tests.relay.test_logging")
 
 
 @pytest.fixture
 def output() -> Iterator[io.StringIO]:
     """Configure logging into a buffer; put the root logger and excepthook back after."""
-    root = logging.getLogger()
-    handlers, level, hook = list(root.handlers), root.level, sys.excepthook
-    yield io.StringIO()
-    for handler in root.handlers[:]:
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
-    sys.excepthook = hook
+    with logging_restored():
+        yield io.StringIO()
 
 
 def secret(name: str) -> str:
@@ -159,42 +153,42 @@ def test_uncaught_exceptions_go_through_the_masking_handler(output: io.StringIO)
     assert "RuntimeError: bug while using ***" in entry["exc_info"]
 
 
-# -- real `relay` processes -------------------------------------------------------------------
+# -- the `relay` command, and a real `relay serve` -------------------------------------------------
 
 
-def cli_env(database_url: str, spool_path: Path, **extra: str) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    return clean | {"RELAY_DATABASE_URL": database_url, "RELAY_SPOOL_PATH": str(spool_path)} | extra
-
-
-def test_a_bad_log_format_exits_2_naming_the_variable(tmp_path: Path) -> None:
-    env = cli_env("sqlite:///" + str(tmp_path / "db" / "relay.db"), tmp_path / "s" / "spool.db")
-    result = subprocess.run(
-        [RELAY, "spool", "status"],
-        env=env | {"RELAY_LOG_FORMAT": "yaml"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+def test_a_bad_log_format_exits_2_naming_the_variable(
+    relay_cli: InProcessCli, tmp_path: Path
+) -> None:
+    env = relay_env(
+        database_url="sqlite:///" + str(tmp_path / "db" / "relay.db"),
+        spool_path=tmp_path / "s" / "spool.db",
+        log_format="yaml",
     )
+    result = relay_cli(env, "spool", "status")
     assert result.returncode == 2
     assert "RELAY_LOG_FORMAT" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_an_error_message_does_not_show_the_database_password(tmp_path: Path) -> None:
+def test_an_error_message_does_not_show_the_database_password(
+    relay_cli: InProcessCli, tmp_path: Path
+) -> None:
     password = secret("unreachable-pw")
-    env = cli_env(f"postgresql+psycopg://relay:{password}@127.0.0.1:1/x", tmp_path / "s.db")
-    result = subprocess.run(
-        [RELAY, "-v", "migrate"], env=env, capture_output=True, text=True, timeout=60, check=False
+    env = relay_env(
+        database_url=f"postgresql+psycopg://relay:{password}@127.0.0.1:1/x",
+        spool_path=tmp_path / "s.db",
     )
+    result = relay_cli(env, "-v", "migrate")
     assert result.returncode == 2
     assert "migration failed" in result.stderr
     assert password not in result.stderr + result.stdout
 
 
 def test_a_serving_relay_never_logs_its_secrets(
-    pg_url: str, pg_engine: Engine, receiver: RunningReceiver, tmp_path: Path
+    pg_url: str,
+    pg_engine: Engine,
+    receiver: RunningReceiver,
+    relay_processes: Callable[..., RelayProcess],
 ) -> None:
     token, password, plain = secret("intake-token"), secret("db-pw"), secret("plain-hook")
     url_password = secret("hook-url-pw")
@@ -206,28 +200,19 @@ def test_a_serving_relay_never_logs_its_secrets(
     add_webhook(pg_engine, company, failing, secret=plain)
     # The suite's server trusts local connections: the password is sent, never checked.
     url = make_url(pg_url).set(password=password).render_as_string(hide_password=False)
-    env = relay_env(
-        url,
-        tmp_path / "spool" / "spool.db",
-        RELAY_INTAKE_TOKEN=token,
-        RELAY_LOG_FORMAT="json",
-        RELAY_ALLOW_PRIVATE_DESTINATIONS="true",
-        RELAY_MAX_ATTEMPTS="2",
-    )
-    relay = RelayProcess(env, tmp_path / "relay.log")
-    relay.start()
+    relay = relay_processes(
+        database_url=url,
+        intake_token=token,
+        log_format="json",
+        max_attempts=2,
+        retry_schedule_seconds="0.2",
+    ).start()
     try:
-        body = {"company_id": str(company), "event": "call-history-was-created"}
         for bearer in (token, "a-wrong-token"):
-            answer = httpx.post(
-                f"{relay.url}/v1/events",
-                json=body | {"data": sample_event()},
-                headers={"authorization": f"Bearer {bearer}"},
-                timeout=10,
-            )
+            answer = relay.post(company, token=bearer)
             assert answer.status_code == (202 if bearer == token else 401)
-        assert wait_for(lambda: len(receiver.receiver.on("/status/500")) == 2, timeout=30)
-        assert wait_for(lambda: len(receiver.receiver.on("/ok")) == 1, timeout=30)
+        assert eventually(lambda: len(receiver.receiver.on("/status/500")) == 2, timeout=30)
+        assert eventually(lambda: len(receiver.receiver.on("/ok")) == 1, timeout=30)
     finally:
         relay.stop_cleanly()
     text = relay.log_text()

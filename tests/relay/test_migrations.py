@@ -7,7 +7,6 @@ comparison, and the partitioning itself, which Alembic does not compare, is chec
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ from alembic.migration import MigrationContext
 from relay.db import migrations
 from relay.db.engine import make_engine
 from relay.db.schema import metadata
-from tests.faults.harness import relay_env
+from tests.support.environment import relay_env
 from tests.support.pg_cluster import PgCluster
 
 TABLES = {"companies", "events", "webhooks", "webhook_events", "webhook_executions"}
@@ -94,11 +93,10 @@ def test_upgrade_downgrade_upgrade_on_sqlite(tmp_path: Path) -> None:
 def test_plain_alembic_command_reads_relay_database_url(pg_cluster: PgCluster) -> None:
     pg_cluster.create_database("migrations_cli")
     url = pg_cluster.url("migrations_cli")
-    env = {**os.environ, "RELAY_DATABASE_URL": url}
     subprocess.run(
         [Path(sys.executable).with_name("alembic"), "upgrade", "head"],
         cwd=ROOT,
-        env=env,
+        env=relay_env(database_url=url),
         check=True,
         capture_output=True,
         timeout=60,
@@ -109,7 +107,10 @@ def test_plain_alembic_command_reads_relay_database_url(pg_cluster: PgCluster) -
 def test_relay_migrate_prints_its_progress_but_not_alembics_plugin_setup(tmp_path: Path) -> None:
     """Read from a real `relay migrate`: alembic sets its plugins up once per process, as it
     is imported, so only a fresh process shows what every start of the relay prints."""
-    env = relay_env(f"sqlite:///{tmp_path / 'db' / 'relay.db'}", tmp_path / "spool" / "spool.db")
+    env = relay_env(
+        database_url=f"sqlite:///{tmp_path / 'db' / 'relay.db'}",
+        spool_path=tmp_path / "spool" / "spool.db",
+    )
     result = subprocess.run(
         [Path(sys.executable).with_name("relay"), "migrate"],
         env=env,

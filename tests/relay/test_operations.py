@@ -9,21 +9,16 @@ what it reads before and after its own scenario.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Protocol
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 
-from tests.faults.harness import RelayProcess, relay_env
-from tests.relay.conftest import (
-    RunningReceiver,
-    RunningRelay,
-    add_company,
-    add_webhook,
-)
+from tests.relay.conftest import add_company, add_webhook
 from tests.support.pg_cluster import PgCluster
+from tests.support.receivers import RunningReceiver
+from tests.support.relay_launcher import InProcessRelay, RelayProcess
 from tests.support.waiting import eventually
 
 Series = tuple[str, tuple[tuple[str, str], ...]]
@@ -82,12 +77,12 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def ready(relay: RunningRelay) -> httpx.Response:
+def ready(relay: InProcessRelay) -> httpx.Response:
     return httpx.get(f"{relay.url}/readyz", timeout=30)
 
 
 def test_healthz_and_readyz_answer_ok_on_a_running_relay(
-    start_relay: Callable[..., RunningRelay],
+    start_relay: Callable[..., InProcessRelay],
 ) -> None:
     relay = start_relay()
     assert httpx.get(f"{relay.url}/healthz", timeout=10).json() == {"status": "ok"}
@@ -96,7 +91,7 @@ def test_healthz_and_readyz_answer_ok_on_a_running_relay(
 
 
 def test_metrics_count_deliveries_retries_drains_and_intake_answers(
-    start_relay: Callable[..., RunningRelay], pg_engine: Engine, receiver: RunningReceiver
+    start_relay: Callable[..., InProcessRelay], pg_engine: Engine, receiver: RunningReceiver
 ) -> None:
     company = add_company(pg_engine)
     add_webhook(pg_engine, company, f"{receiver.url}/ok")
@@ -139,7 +134,7 @@ def test_metrics_count_deliveries_retries_drains_and_intake_answers(
 
 
 def test_readyz_flips_during_a_database_outage_and_back(
-    start_relay: Callable[..., RunningRelay],
+    start_relay: Callable[..., InProcessRelay],
     pg_engine: Engine,
     pg_cluster: PgCluster,
     receiver: RunningReceiver,
@@ -171,7 +166,7 @@ def test_readyz_flips_during_a_database_outage_and_back(
 
 
 def test_readyz_says_when_the_spool_is_full(
-    start_relay: Callable[..., RunningRelay], pg_engine: Engine
+    start_relay: Callable[..., InProcessRelay], pg_engine: Engine
 ) -> None:
     relay = start_relay(spool_max_bytes=4096)
     answer = ready(relay)
@@ -180,19 +175,18 @@ def test_readyz_says_when_the_spool_is_full(
 
 
 def test_every_listed_series_is_exported_before_anything_happened(
-    start_relay: Callable[..., RunningRelay],
+    start_relay: Callable[..., InProcessRelay],
 ) -> None:
     samples = scrape(start_relay())
     assert [series for series in LISTED_SERIES if series not in samples] == []
 
 
 def test_a_fresh_relay_serve_exports_every_listed_series_at_zero(
-    pg_url: str, pg_engine: Engine, tmp_path: Path
+    relay_processes: Callable[..., RelayProcess],
 ) -> None:
     """The three-process relay: at once (its children may still be starting, with no metric
     files yet), and once both children count into their files."""
-    relay = RelayProcess(relay_env(pg_url, tmp_path / "spool.db"), tmp_path / "relay.log")
-    relay.start()
+    relay = relay_processes().start()
     try:
         at_start = scrape(relay)
         assert {s: at_start.get(s) for s in LISTED_SERIES} == dict.fromkeys(LISTED_SERIES, 0.0)

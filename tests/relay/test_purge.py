@@ -3,9 +3,6 @@ letters) and from PostgreSQL, and a drain running meanwhile cannot slip rows pas
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import uuid
 from collections import Counter
@@ -20,22 +17,16 @@ from relay.execution_log.purge import PurgeError, purge_phone
 from relay.execution_log.sink import ExecutionLogSink
 from relay.runtime.wiring import EXECUTION_LOG_QUEUE
 from spool import Drainer, DrainPolicy, DurableQueue, Outcome, SpoolDatabase, SpoolRecord
+from tests.support.environment import relay_env
+from tests.support.relay_command import InProcessCli
 from tests.support.relay_data import make_result
 
-RELAY = str(Path(sys.executable).with_name("relay"))
 ALICE, BOB, CAROL = "5511987654321", "5521912345678", "5531955554444"
 
 
 @pytest.fixture
 def env(pg_url: str, spool_path: Path) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    return clean | {"RELAY_DATABASE_URL": pg_url, "RELAY_SPOOL_PATH": str(spool_path)}
-
-
-def relay(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [RELAY, *args], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    return relay_env(database_url=pg_url, spool_path=spool_path)
 
 
 def append(queue: DurableQueue, phone: str | None, count: int) -> None:
@@ -99,9 +90,9 @@ def spread(spool_path: Path, pg_engine: Engine) -> Iterator[DurableQueue]:
 
 
 def test_purge_removes_exactly_the_numbers_rows_everywhere(
-    spread: DurableQueue, env: dict[str, str], pg_engine: Engine
+    relay_cli: InProcessCli, spread: DurableQueue, env: dict[str, str], pg_engine: Engine
 ) -> None:
-    result = relay(env, "purge", "--phone", "+55 (11) 98765-4321")
+    result = relay_cli(env, "purge", "--phone", "+55 (11) 98765-4321")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == (
         "purged 3 rows from the spool, 3 from the execution log (1 dead letters)"
@@ -112,15 +103,17 @@ def test_purge_removes_exactly_the_numbers_rows_everywhere(
         Counter({CAROL: 2}),
     )
     assert spread.stats().pending == 3  # the per-company counts follow
-    again = relay(env, "purge", "--phone", ALICE)
+    again = relay_cli(env, "purge", "--phone", ALICE)
     assert again.stdout.strip() == (
         "purged 0 rows from the spool, 0 from the execution log (0 dead letters)"
     )
 
 
 @pytest.mark.parametrize("number", ["", "no digits", "1" * 21, "+55 (11) 98765-4321 ext 12345678"])
-def test_a_bad_number_exits_2_naming_the_option(env: dict[str, str], number: str) -> None:
-    result = relay(env, "purge", "--phone", number)
+def test_a_bad_number_exits_2_naming_the_option(
+    relay_cli: InProcessCli, env: dict[str, str], number: str
+) -> None:
+    result = relay_cli(env, "purge", "--phone", number)
     assert result.returncode == 2
     assert "argument --phone" in result.stderr
     assert "Traceback" not in result.stderr

@@ -19,7 +19,6 @@ from relay.registry.cache import Registry, fingerprint, load_snapshot
 from relay.registry.filters import parse_filters
 from tests.relay.conftest import (
     EVENT,
-    RunningRelay,
     add_company,
     add_event_type,
     add_webhook,
@@ -27,6 +26,7 @@ from tests.relay.conftest import (
 )
 from tests.support.pg_cluster import PgCluster
 from tests.support.relay_data import sample_event
+from tests.support.relay_launcher import InProcessRelay
 from tests.support.waiting import eventually
 
 URL = "http://127.0.0.1:9/hook"
@@ -306,7 +306,7 @@ def test_refresh_always_reloads(pg_engine: Engine, registry_engine: Engine) -> N
 
 
 def test_a_running_relay_picks_up_cli_changes_within_its_check_interval(
-    start_relay: Callable[..., RunningRelay], pg_engine: Engine
+    start_relay: Callable[..., InProcessRelay], pg_engine: Engine
 ) -> None:
     company = add_company(pg_engine)
     relay = start_relay()  # checks the fingerprint every 0.2 s

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
-import httpx
 import sqlalchemy as sa
 from sqlalchemy import Engine
 from standardwebhooks.webhooks import Webhook
 
 from relay.registry.writes import new_signing_secret
-from tests.relay.conftest import (
-    RunningReceiver,
-    RunningRelay,
-    add_company,
-    add_webhook,
-)
+from tests.relay.conftest import add_company, add_webhook
+from tests.support.receivers import RunningReceiver
 from tests.support.relay_data import sample_event
+from tests.support.relay_launcher import InProcessRelay, RelayProcess
 from tests.support.waiting import eventually
-
-RELAY = str(Path(sys.executable).with_name("relay"))
 
 
 def execution_rows(engine: Engine) -> list[sa.RowMapping]:
@@ -36,7 +24,7 @@ def execution_rows(engine: Engine) -> list[sa.RowMapping]:
 
 
 def test_an_event_goes_from_intake_to_a_signed_post_and_a_log_row(
-    start_relay: Callable[..., RunningRelay], pg_engine: Engine, receiver: RunningReceiver
+    start_relay: Callable[..., InProcessRelay], pg_engine: Engine, receiver: RunningReceiver
 ) -> None:
     company = add_company(pg_engine)
     secret = new_signing_secret()
@@ -70,7 +58,7 @@ def test_an_event_goes_from_intake_to_a_signed_post_and_a_log_row(
 
 
 def test_a_hanging_receiver_does_not_block_another(
-    start_relay: Callable[..., RunningRelay],
+    start_relay: Callable[..., InProcessRelay],
     pg_engine: Engine,
     receiver: RunningReceiver,
     second_receiver: RunningReceiver,
@@ -90,7 +78,7 @@ def test_a_hanging_receiver_does_not_block_another(
 
 
 def test_filters_choose_the_webhooks(
-    start_relay: Callable[..., RunningRelay], pg_engine: Engine, receiver: RunningReceiver
+    start_relay: Callable[..., InProcessRelay], pg_engine: Engine, receiver: RunningReceiver
 ) -> None:
     company = add_company(pg_engine)
     add_webhook(
@@ -112,67 +100,23 @@ def test_filters_choose_the_webhooks(
 
 
 def test_a_relay_killed_right_after_202_delivers_after_restart(
-    pg_url: str, pg_engine: Engine, tmp_path: Path, receiver: RunningReceiver
+    relay_processes: Callable[..., RelayProcess], pg_engine: Engine, receiver: RunningReceiver
 ) -> None:
     company = add_company(pg_engine)
     add_webhook(pg_engine, company, f"{receiver.url}/slow/1")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")} | {
-        "RELAY_DATABASE_URL": pg_url,
-        "RELAY_SPOOL_PATH": str(tmp_path / "spool.db"),
-        "RELAY_MAX_AGE_SECONDS": "0.5",
-        "RELAY_DRAIN_INTERVAL_SECONDS": "0.2",
-        "RELAY_ALLOW_PRIVATE_DESTINATIONS": "true",
-    }
-    relay = _start_relay_process(env, free_port())
+    relay = relay_processes(max_age_seconds=0.5, drain_interval_seconds=0.2).start()
     try:
-        answer = httpx.post(
-            f"http://127.0.0.1:{relay.port}/v1/events",
-            json={
-                "company_id": str(company),
-                "event": "call-history-was-created",
-                "data": sample_event(),
-            },
-            timeout=10,
-        )
-        relay.process.send_signal(signal.SIGKILL)  # right after the 202
-        relay.process.wait(10)
+        answer = relay.post(company)
     finally:
-        relay.process.kill()
+        relay.kill()  # right after the 202
     assert answer.status_code == 202
-    restarted = _start_relay_process(env, relay.port)
+    relay.start()  # the same port and spool
     try:
         assert eventually(lambda: len(receiver.receiver.on("/slow")) >= 1, timeout=20)
         assert eventually(
             lambda: any(r["status"] == "success" for r in execution_rows(pg_engine)), timeout=20
         )
     finally:
-        restarted.process.send_signal(signal.SIGTERM)
-        assert restarted.process.wait(30) == 0
+        relay.stop_cleanly()
     ids = {r.headers["webhook-id"] for r in receiver.receiver.on("/slow")}
     assert len(ids) == 1  # redelivered, if at all, under the same webhook-id
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class _RelayProcess:
-    def __init__(self, process: subprocess.Popen[str], port: int) -> None:
-        self.process = process
-        self.port = port
-
-
-def _start_relay_process(env: dict[str, str], port: int) -> _RelayProcess:
-    process = subprocess.Popen(
-        [RELAY, "serve", "--port", str(port)],
-        env=env,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    for line in process.stderr:  # bounded: uvicorn says this once, or the process ends
-        if "Uvicorn running" in line:
-            return _RelayProcess(process, port)
-    raise AssertionError(f"relay did not start (exit {process.wait(10)})")

@@ -7,9 +7,6 @@ rest of the suite's database should not see.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,11 +32,12 @@ from relay.execution_log.retention import (
 )
 from relay.execution_log.sink import ExecutionLogSink
 from spool import SpoolRecord, TransientSinkError, utc_now
+from tests.support.environment import relay_env
 from tests.support.pg_cluster import PgCluster
+from tests.support.relay_command import InProcessCli
 from tests.support.relay_data import assert_logged_once, logged_ids, make_result
 
 DATABASE = "relay_retention"
-RELAY = str(Path(sys.executable).with_name("relay"))
 
 
 def at(text: str) -> datetime:
@@ -334,33 +332,30 @@ def test_sqlite_retention_under_freezegun(sqlite_engine: Engine) -> None:
 # -- the command -----------------------------------------------------------------------------
 
 
-def run_relay(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    return subprocess.run(
-        [RELAY, *args],
-        env=env | {"RELAY_DATABASE_URL": database_url, "RELAY_RETENTION_DAYS": "30"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def on(database_url: str) -> dict[str, str]:
+    """The environment of `relay retention` on `database_url`, keeping 30 days."""
+    return relay_env(database_url=database_url, retention_days=30)
 
 
-def test_command_runs_once_and_dry_runs(engine: Engine, retention_url: str) -> None:
-    dry = run_relay(retention_url, "retention", "--dry-run")
+def test_command_runs_once_and_dry_runs(
+    relay_cli: InProcessCli, engine: Engine, retention_url: str
+) -> None:
+    dry = relay_cli(on(retention_url), "retention", "--dry-run")
     assert dry.returncode == 0, dry.stderr
     assert "would create 3 partitions" in dry.stdout
     assert partition_names(engine) == []
-    done = run_relay(retention_url, "retention")
+    done = relay_cli(on(retention_url), "retention")
     assert done.returncode == 0, done.stderr
     assert "create 3 partitions" in done.stdout
     assert len(partition_names(engine)) == 3
 
 
-def test_command_rejects_bad_arguments_and_settings(tmp_path: Path) -> None:
+def test_command_rejects_bad_arguments_and_settings(
+    relay_cli: InProcessCli, tmp_path: Path
+) -> None:
     url = f"sqlite:///{tmp_path / 'relay.db'}"
-    assert run_relay(url, "retention", "--older-than", "3").returncode == 2
-    unmigrated = run_relay(url, "retention")
+    assert relay_cli(on(url), "retention", "--older-than", "3").returncode == 2
+    unmigrated = relay_cli(on(url), "retention")
     assert unmigrated.returncode == 2  # one line, no traceback
     assert "database error" in unmigrated.stderr
     assert "Traceback" not in unmigrated.stderr

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,10 +18,14 @@ import pytest
 from sqlalchemy import Engine
 
 from relay.ops.metrics import MULTIPROCESS_ENV
-from tests.faults.harness import RELAY_BIN, RelayProcess, free_port, relay_env, spool_state
-from tests.relay.conftest import RunningReceiver, add_company, add_webhook
+from tests.faults.harness import spool_state
+from tests.relay.conftest import add_company, add_webhook
 from tests.relay.test_operations import scrape
+from tests.support.environment import relay_env
+from tests.support.receivers import RunningReceiver
+from tests.support.relay_command import RELAY_SCRIPT
 from tests.support.relay_data import logged_ids, sample_event
+from tests.support.relay_launcher import RelayProcess, free_port
 from tests.support.waiting import eventually
 
 HOURS = str(2 * 3600)  # a drain interval and row age no test waits for
@@ -34,19 +38,13 @@ def post(url: str, company: object, n: int) -> None:
 
 
 def test_the_dispatchers_fiftieth_log_row_wakes_the_drain_process(
-    pg_url: str, pg_engine: Engine, tmp_path: Path, receiver: RunningReceiver
+    relay_processes: Callable[..., RelayProcess], pg_engine: Engine, receiver: RunningReceiver
 ) -> None:
     """The drain polls every two hours and waits two hours for a young row: only the wake-up
     through the pipe from the dispatcher process can bring 50 rows to PostgreSQL now."""
     company = add_company(pg_engine)
     add_webhook(pg_engine, company, f"{receiver.url}/ok")
-    env = relay_env(
-        pg_url,
-        tmp_path / "spool.db",
-        RELAY_DRAIN_INTERVAL_SECONDS=HOURS,
-        RELAY_MAX_AGE_SECONDS=HOURS,
-    )
-    relay = RelayProcess(env, tmp_path / "relay.log").start()
+    relay = relay_processes(drain_interval_seconds=HOURS, max_age_seconds=HOURS).start()
     try:
         # The drain's start-up run is over: it cannot be what drains the rows below.
         assert eventually(lambda: "drain running" in relay.log_since_start(), timeout=60)
@@ -75,7 +73,11 @@ class Unit:
         self.log_path = log_path
         with log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [RELAY_BIN, *arguments], env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL
+                [RELAY_SCRIPT, *arguments],
+                env=env,
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
             )
 
     def log(self) -> str:
@@ -115,7 +117,13 @@ def test_the_three_roles_run_as_units_of_their_own(
     company = add_company(pg_engine)
     add_webhook(pg_engine, company, f"{receiver.url}/ok")
     spool_path = tmp_path / "spool.db"
-    env = relay_env(pg_url, spool_path)
+    env = relay_env(
+        database_url=pg_url,
+        spool_path=spool_path,
+        allow_private_destinations=True,  # the receiver is on 127.0.0.1
+        max_age_seconds=1,
+        drain_interval_seconds=0.2,
+    )
     port = free_port()
     intake = Unit(["serve", "--intake-only", "--port", str(port)], env, tmp_path / "intake.log")
     units.append(intake)
