@@ -21,7 +21,15 @@ from relay.db.engine import make_engine
 from relay.db.schema import metadata
 from tests.support.pg_cluster import PgCluster
 
-TABLES = {"companies", "events", "webhooks", "webhook_events", "webhook_executions"}
+TABLES = {
+    "companies",
+    "events",
+    "webhooks",
+    "webhook_events",
+    "webhook_executions",
+    "users",
+    "api_tokens",
+}
 ROOT = Path(__file__).resolve().parents[2]
 
 
