@@ -6,6 +6,8 @@ metadata describe the same schema on PostgreSQL.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -13,6 +15,14 @@ metadata = sa.MetaData()
 
 Json = sa.JSON().with_variant(JSONB(), "postgresql")
 Timestamp = sa.DateTime(timezone=True)
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """A `Timestamp` as read: SQLite hands it back naive, and it was stored in UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
 
 companies = sa.Table(
     "companies",

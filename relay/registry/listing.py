@@ -10,14 +10,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Generic, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from relay.db.keyset import decode_cursor, encode_cursor
-from relay.db.schema import companies, events, webhook_events, webhooks
+from relay.db.schema import as_utc, companies, events, webhook_events, webhooks
 from relay.registry.filters import JsonValue
 
 T = TypeVar("T")
@@ -68,13 +68,6 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
-def utc(moment: datetime | None) -> datetime | None:
-    """SQLite hands timestamps back naive; they were stored in UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
-
-
 # -- companies ----------------------------------------------------------------------------------
 
 
@@ -113,7 +106,7 @@ def companies_page(
 
 
 def _company(row: sa.Row[tuple[object, ...]]) -> CompanyRow:
-    return CompanyRow(row.id, row.name, row.status or ACTIVE, utc(row.created_at))
+    return CompanyRow(row.id, row.name, row.status or ACTIVE, as_utc(row.created_at))
 
 
 # -- webhooks -----------------------------------------------------------------------------------
@@ -175,8 +168,8 @@ def _webhooks(conn: Connection, rows: list[sa.Row[tuple[object, ...]]]) -> list[
             events=tuple(subscriptions[row.id]),
             name=row.name,
             filters=subscriptions[row.id],
-            created_at=utc(row.created_at),
-            updated_at=utc(row.updated_at),
+            created_at=as_utc(row.created_at),
+            updated_at=as_utc(row.updated_at),
         )
         for row in rows
     ]
