@@ -48,7 +48,7 @@ class TokenRow:
     prefix: str
     scope: Scope
     user: str
-    company_id: uuid.UUID | None
+    companies: frozenset[uuid.UUID] | None  # what it may see: its company, else its user's
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
@@ -264,7 +264,9 @@ def revoke_token(engine: Engine, prefix_or_id: str, *, now: datetime) -> TokenRo
 
 def _tokens(conn: Connection, where: sa.ColumnElement[bool]) -> list[TokenRow]:
     rows = conn.execute(
-        sa.select(api_tokens, users.c.name.label("user_name"))
+        sa.select(
+            api_tokens, users.c.name.label("user_name"), users.c.companies.label("user_companies")
+        )
         .join(users, users.c.id == api_tokens.c.user_id)
         .where(where)
         .order_by(api_tokens.c.created_at, api_tokens.c.id)
@@ -275,7 +277,7 @@ def _tokens(conn: Connection, where: sa.ColumnElement[bool]) -> list[TokenRow]:
             row.prefix,
             Scope(row.scope),
             row.user_name,
-            row.company_id,
+            effective_companies(_stored_companies(row.user_companies), row.company_id),
             _created(row.created_at),
             as_utc(row.last_used_at),
             as_utc(row.revoked_at),

@@ -22,6 +22,13 @@ _NINETEEN_DIGITS = b"1" * 19
 _NUL_ESCAPE = b"\\u0000"
 
 
+def require_json_content_type(value: str | None) -> None:
+    """A JSON body must say so: `application/json` or a `+json` type, else 415."""
+    media_type = (value or "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise InputError(415, "content-type", "must be application/json")
+
+
 def decode_json(body: bytes) -> object:
     """The body as Python objects, or a 400 that says what is wrong with it.
 

@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Lifespan, Receive, Scope, Send
 from relay.accounts.authenticator import Authenticator, challenge_headers
 from relay.accounts.credentials import looks_like_token
 from relay.accounts.principal import Principal
+from relay.db.jsonb import require_json_content_type
 from relay.errors import InputError
 from relay.inbox.deliveries import deliveries_for
 from relay.inbox.store import Acceptance
@@ -137,7 +138,7 @@ async def _post_event(
     if not state.accepting:
         return _unavailable("the relay is shutting down", RETRY_AFTER_STOPPING)
     principal = await _authorize(state, headers.get(b"authorization"), client)
-    _check_content_type(headers.get(b"content-type"))
+    require_json_content_type(headers.get(b"content-type"))
     body = await _read_body(receive, headers.get(b"content-length"), state.max_body_bytes)
     event = parse_event(body)
     if principal is not None and not principal.sees(event.company_id):
@@ -207,12 +208,6 @@ async def _authorize(state: IntakeState, header: str | None, client: str) -> Pri
     if token is None:
         return None
     raise InputError(401, "authorization", "invalid bearer token")
-
-
-def _check_content_type(value: str | None) -> None:
-    media_type = (value or "").split(";")[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise InputError(415, "content-type", "must be application/json")
 
 
 async def _read_body(receive: Receive, declared: str | None, limit: int) -> bytes:
