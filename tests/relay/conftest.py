@@ -25,6 +25,13 @@ from relay.registry.filters import Filter, parse_filters
 from relay.runtime.service import RelayService
 from relay.settings import RelaySettings
 from spool import DurableQueue, SpoolDatabase
+from tests.support.api_fixtures import (
+    admin_api,
+    event_catalog,
+    make_token,
+    relay_url,
+    second_event,
+)
 from tests.support.relay_data import sample_event
 from tests.support.relay_fixtures import outbox, pg_engine, pg_url, sink
 from tests.support.servers import Receiver, ThreadedServer
