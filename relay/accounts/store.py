@@ -139,7 +139,7 @@ def list_users(engine: Engine) -> list[UserRow]:
 def _password(password: str) -> str:
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise InputError(
-            422, "password", f"must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long"
+            422, "password", f"password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long"
         )
     return password
 
