@@ -4,16 +4,22 @@ revocation on a running relay, rate limiting, and API tokens on `POST /v1/events
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
+import httpx
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from relay.accounts import store
+from relay.accounts.credentials import PREFIX_LENGTH
 from relay.accounts.rate_limit import DEFAULT_BURST
 from spool import utc_now
+from tests.faults.harness import RELAY_BIN, RelayProcess, relay_env
 from tests.relay.conftest import RunningReceiver, RunningRelay, add_company, add_webhook
 from tests.support.api_fixtures import Api, MakeToken, assert_error
 from tests.support.waiting import eventually
@@ -297,3 +303,51 @@ def test_a_revoked_events_token_is_refused_by_intake_within_seconds(
     assert relay.post(company, token=token).status_code == 202
     store.revoke_token(pg_engine, store.list_tokens(pg_engine)[-1].prefix, now=utc_now())
     assert eventually(lambda: relay.post(company, token=token).status_code == 401, timeout=5)
+
+
+# -- secrets in logs ---------------------------------------------------------------------------
+
+
+def test_a_serving_relay_never_logs_passwords_or_tokens(
+    pg_url: str, pg_engine: Engine, tmp_path: Path
+) -> None:
+    env = relay_env(pg_url, tmp_path / "spool" / "spool.db", RELAY_INTAKE_TOKEN="intake-token")
+    with pg_engine.begin() as conn:
+        conn.execute(sa.text("TRUNCATE users CASCADE"))
+    company = add_company(pg_engine)
+    password = f"pw-{uuid.uuid4().hex}"
+    added = subprocess.run(
+        [RELAY_BIN, "-v", "users", "add", "erin", "--role", "admin"],
+        env=env, input=password, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    created = subprocess.run(
+        [RELAY_BIN, "-v", "tokens", "create", "--user", "erin", "--scope", "admin"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert added.returncode == 0 and created.returncode == 0, added.stderr + created.stderr
+    token = created.stdout.split()[-1]
+    wrong = "rly_" + uuid.uuid4().hex + uuid.uuid4().hex
+    relay = RelayProcess(env, tmp_path / "relay.log").start()
+    try:
+        api = Api(relay.url, token)
+        assert api.get("/companies").status_code == 200
+        assert api.post("/companies", {"name": "Acme"}).status_code == 201
+        assert api.get("/companies", params={"cursor": token}).status_code == 422
+        assert relay_post(relay.url, company, token).status_code == 202
+        for _ in range(DEFAULT_BURST + 1):
+            api.as_token(wrong).get("/companies")
+        assert api.as_token(password).get("/companies").status_code == 429
+    finally:
+        relay.stop_cleanly()
+    logged = relay.log_text() + added.stderr + created.stderr
+    assert "relay serving" in logged
+    for value in (password, token, token[PREFIX_LENGTH:], wrong):
+        assert value not in logged, "a secret leaked into the relay's logs"
+    assert password not in added.stdout + created.stdout
+
+
+def relay_post(url: str, company: uuid.UUID, token: str) -> httpx.Response:
+    body = {"company_id": str(company), "event": "call-history-was-created", "data": {}}
+    return httpx.post(
+        f"{url}/v1/events", json=body, headers={"authorization": f"Bearer {token}"}, timeout=10
+    )

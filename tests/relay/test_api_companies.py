@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
+from relay.accounts import store
+from relay.db import migrations
+from relay.db.engine import make_engine
 from relay.db.schema import companies, webhooks
+from relay.runtime.service import RelayService
+from relay.settings import RelaySettings
+from spool import utc_now
 from tests.relay.conftest import RunningReceiver, RunningRelay, add_company, add_webhook
-from tests.support.api_fixtures import Api, MakeToken, assert_error
+from tests.support.api_fixtures import PASSWORD, Api, MakeToken, assert_error
+from tests.support.servers import ThreadedServer
 from tests.support.waiting import eventually
 
 StartRelay = Callable[..., RunningRelay]
@@ -178,3 +186,42 @@ def test_delete_is_soft_and_takes_the_webhooks_with_it(
         assert conn.execute(sa.select(companies.c.status)).scalar() == "deleted"
         assert conn.execute(sa.select(webhooks.c.deleted)).scalar() is True
     assert eventually(lambda: relay.post(company).status_code == 404)
+
+
+def test_the_api_on_the_embedded_sqlite_database(tmp_path: Path) -> None:
+    """The embedded default: the same routes and keyset pages over a SQLite registry."""
+    url = f"sqlite:///{tmp_path / 'var' / 'relay.db'}"
+    migrations.upgrade(url)
+    engine = make_engine(url)
+    store.add_user(engine, "alice", PASSWORD, role="admin", companies_allowed=None, now=utc_now())
+    token = store.create_token(engine, "alice", scope="admin", company_id=None, now=utc_now())[1]
+    engine.dispose()
+    settings = RelaySettings(database_url=url, spool_path=tmp_path / "spool" / "spool.db")
+    with ThreadedServer(RelayService(settings).app, lifespan="on") as server:
+        api = Api(server.url, token)
+        made = [api.post("/companies", {"name": f"C{n}"}).json()["id"] for n in range(5)]
+        hooks = [
+            api.post(f"/companies/{made[0]}/webhooks", {"url": f"https://h.example.com/{n}",
+                                                        "events": ["call-history-was-created"]})
+            for n in range(3)
+        ]  # fmt: skip
+        assert all(hook.status_code == 201 for hook in hooks)
+
+        seen: list[str] = []
+        cursor = None
+        for _ in range(5):  # bounded
+            page = api.get(
+                "/companies", params={"limit": 2} | ({"cursor": cursor} if cursor else {})
+            )
+            seen += [c["id"] for c in page.json()["items"]]
+            cursor = page.json()["next_cursor"]
+            if cursor is None:
+                break
+        first = api.get(f"/companies/{made[0]}/webhooks", params={"limit": 2}).json()
+        rest = api.get(
+            f"/companies/{made[0]}/webhooks", params={"cursor": first["next_cursor"]}
+        ).json()
+
+    assert seen == made
+    assert [w["id"] for w in first["items"] + rest["items"]] == [h.json()["id"] for h in hooks]
+    assert first["items"][0]["created_at"].endswith("+00:00")  # stored in UTC, said so
