@@ -216,7 +216,7 @@ def create_webhook(
 
 def edit_webhook(engine: Engine, webhook_id: uuid.UUID, change: WebhookChange) -> WebhookRow:
     """Change a webhook's URL, name, events, filters or whether it is enabled."""
-    values: dict[str, object] = {"updated_at": datetime.now(UTC)}
+    values: dict[str, object] = {}
     if change.url is not None:
         values["url"] = validate_url(change.url)
     if change.clear_name:
@@ -226,8 +226,7 @@ def edit_webhook(engine: Engine, webhook_id: uuid.UUID, change: WebhookChange) -
     if change.enabled is not None:
         values["status"] = ACTIVE if change.enabled else DISABLED
     with engine.begin() as conn:
-        current = _live_webhook(conn, webhook_id)
-        conn.execute(webhooks.update().where(webhooks.c.id == webhook_id).values(values))
+        current = _change_webhook(conn, webhook_id, values)
         if change.events is not None or change.filters is not None:
             _resubscribe(conn, current, change.events, change.filters or {})
         changed = listing.webhook(conn, webhook_id)
@@ -242,12 +241,7 @@ def disable_webhook(engine: Engine, webhook_id: uuid.UUID) -> None:
 def delete_webhook(engine: Engine, webhook_id: uuid.UUID) -> None:
     """Soft delete: no more deliveries, the row stays for the execution log's rows."""
     with engine.begin() as conn:
-        _live_webhook(conn, webhook_id)
-        conn.execute(
-            webhooks.update()
-            .where(webhooks.c.id == webhook_id)
-            .values(deleted=True, updated_at=datetime.now(UTC))
-        )
+        _change_webhook(conn, webhook_id, {"deleted": True})
 
 
 def rotate_secret(engine: Engine, webhook_id: uuid.UUID) -> tuple[WebhookRow, str]:
@@ -255,15 +249,24 @@ def rotate_secret(engine: Engine, webhook_id: uuid.UUID) -> tuple[WebhookRow, st
     returned to be shown once and never again."""
     secret = new_signing_secret()
     with engine.begin() as conn:
-        _live_webhook(conn, webhook_id)
-        conn.execute(
-            webhooks.update()
-            .where(webhooks.c.id == webhook_id)
-            .values(secret=secret, updated_at=datetime.now(UTC))
-        )
+        _change_webhook(conn, webhook_id, {"secret": secret})
         changed = listing.webhook(conn, webhook_id)
     assert changed is not None
     return changed, secret
+
+
+def _change_webhook(
+    conn: Connection, webhook_id: uuid.UUID, values: Mapping[str, object]
+) -> WebhookRow:
+    """Update a live webhook's row and bump its `updated_at` (what a running relay's
+    registry notices); the webhook as it was before."""
+    current = _live_webhook(conn, webhook_id)
+    conn.execute(
+        webhooks.update()
+        .where(webhooks.c.id == webhook_id)
+        .values({**values, "updated_at": datetime.now(UTC)})
+    )
+    return current
 
 
 def _live_webhook(conn: Connection, webhook_id: uuid.UUID) -> WebhookRow:
