@@ -132,6 +132,9 @@ def starlette_route(route: ApiRoute, context: ApiContext) -> Route:
                 503,
                 headers={"retry-after": RETRY_AFTER_DATABASE},
             )
+        except Exception:  # a defect: logged with its traceback, answered in JSON all the same
+            log.exception("API %s %s failed", route.method, route.path)
+            return JSONResponse({"error": "internal error"}, 500)
         return JSONResponse(answer.content, answer.status)
 
     return Route(PREFIX + route.path, endpoint, methods=[route.method], name=route.handler.__name__)

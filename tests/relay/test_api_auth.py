@@ -22,6 +22,7 @@ from spool import utc_now
 from tests.faults.harness import RELAY_BIN, RelayProcess, relay_env
 from tests.relay.conftest import RunningReceiver, RunningRelay, add_company, add_webhook
 from tests.support.api_fixtures import Api, MakeToken, assert_error
+from tests.support.pg_cluster import PgCluster
 from tests.support.waiting import eventually
 
 StartRelay = Callable[..., RunningRelay]
@@ -351,3 +352,41 @@ def relay_post(url: str, company: uuid.UUID, token: str) -> httpx.Response:
     return httpx.post(
         f"{url}/v1/events", json=body, headers={"authorization": f"Bearer {token}"}, timeout=10
     )
+
+
+# -- a database outage ---------------------------------------------------------------------------
+
+
+def test_through_a_postgresql_outage_known_tokens_keep_intake_open_and_the_api_says_503(
+    start_relay: StartRelay, make_token: MakeToken, pg_engine: Engine, pg_cluster: PgCluster
+) -> None:
+    company = add_company(pg_engine)
+    relay = start_relay(intake_token="the-shared-intake-token", db_timeout_seconds=2)
+    known = make_token(scope="events", company=company)
+    admin = Api(relay.url, make_token())
+    never_used = make_token(scope="events", company=company)
+    assert relay.post(company, token=known).status_code == 202
+    assert admin.get("/companies").status_code == 200
+
+    pg_cluster.stop()
+    try:
+        answers = []
+        started = time.monotonic()
+        for _ in range(2000):  # bounded; for 3 s, past the 2 s a token's answer stays fresh
+            answers.append(relay.post(company, token=known))
+            if time.monotonic() - started > 3:
+                break
+        unchecked = relay.post(company, token=never_used)
+        api_down = admin.get("/companies")
+    finally:
+        pg_cluster.start()
+
+    assert [a.status_code for a in answers] == [202] * len(answers)
+    assert max(a.elapsed.total_seconds() for a in answers) < 1  # nothing waited for the database
+    assert_error(unchecked, 503, "authorization")
+    assert int(unchecked.headers["retry-after"]) > 0
+    assert api_down.status_code == 503
+    assert api_down.json()["error"] == "the database is unavailable; retry later"
+    assert int(api_down.headers["retry-after"]) > 0
+    assert eventually(lambda: admin.get("/companies").status_code == 200, timeout=15)
+    assert relay.post(company, token=never_used).status_code == 202
