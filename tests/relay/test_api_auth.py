@@ -21,7 +21,8 @@ from relay.accounts.rate_limit import DEFAULT_BURST
 from spool import utc_now
 from tests.faults.harness import RELAY_BIN, RelayProcess, relay_env
 from tests.relay.conftest import RunningReceiver, RunningRelay, add_company, add_webhook
-from tests.support.api_fixtures import Api, MakeToken, assert_error
+from tests.relay.test_intake_http import assert_json_error as assert_error
+from tests.support.api_fixtures import Api, MakeToken
 from tests.support.pg_cluster import PgCluster
 from tests.support.waiting import eventually
 

@@ -19,7 +19,8 @@ from relay.runtime.service import RelayService
 from relay.settings import RelaySettings
 from spool import utc_now
 from tests.relay.conftest import RunningReceiver, RunningRelay, add_company, add_webhook
-from tests.support.api_fixtures import PASSWORD, Api, MakeToken, assert_error
+from tests.relay.test_intake_http import assert_json_error as assert_error
+from tests.support.api_fixtures import PASSWORD, Api, MakeToken
 from tests.support.servers import ThreadedServer
 from tests.support.waiting import eventually
 

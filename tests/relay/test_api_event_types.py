@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.relay.conftest import EVENT, RunningRelay, add_company
-from tests.support.api_fixtures import Api, MakeToken, assert_error
+from tests.relay.test_intake_http import assert_json_error as assert_error
+from tests.support.api_fixtures import Api, MakeToken
 from tests.support.waiting import eventually
 
 StartRelay = Callable[..., RunningRelay]

@@ -16,7 +16,8 @@ from standardwebhooks.webhooks import Webhook
 from relay.db.schema import webhook_events, webhooks
 from relay.registry.cache import load_snapshot
 from tests.relay.conftest import EVENT, RunningReceiver, RunningRelay
-from tests.support.api_fixtures import Api, MakeToken, assert_error
+from tests.relay.test_intake_http import assert_json_error as assert_error
+from tests.support.api_fixtures import Api, MakeToken
 from tests.support.waiting import eventually
 
 StartRelay = Callable[..., RunningRelay]

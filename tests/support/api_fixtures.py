@@ -91,17 +91,6 @@ def make_token(pg_engine: Engine) -> Iterator[MakeToken]:
     yield make
 
 
-def assert_error(response: httpx.Response, status: int, field: str | None = None) -> None:
-    """A JSON error answer naming `field`, as every 4xx of the API is."""
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    answer = response.json()
-    assert isinstance(answer["error"], str) and answer["error"]
-    if field is not None:
-        assert answer["field"] == field, answer
-        assert answer["error"].startswith(f"{field}: "), answer
-
-
 @pytest.fixture
 def relay_url(start_relay: Callable[..., Any]) -> str:
     """A real relay (uvicorn on 127.0.0.1) on the suite's database."""
