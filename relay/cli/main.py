@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from relay import __version__
+from relay.cli.accounts import add_account_commands
 from relay.cli.purge import add_purge_command
 from relay.cli.registry import add_registry_commands
 from relay.cli.retention import add_retention_command
@@ -73,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_service_commands(commands)
     add_registry_commands(commands)
+    add_account_commands(commands)
     add_spool_commands(commands)
     add_purge_command(commands)
     add_retention_command(commands)

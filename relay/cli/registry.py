@@ -1,62 +1,97 @@
-"""`relay companies ...` and `relay webhooks ...`: manage who gets which events."""
+"""`relay companies ...` and `relay webhooks ...`: manage who gets which events, through the
+same registry functions as the management API (relay/registry/writes.py)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import uuid
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy import exc as sa_exc
 
-from relay.cli.support import CommandError, database
-from relay.registry import writes
+from relay.cli.support import CommandError, admin, database
+from relay.registry import listing, writes
 from relay.registry.filters import Filter, InvalidFilter, parse_filters
+from relay.registry.listing import COMPANY_STATUSES, WebhookRow
 from relay.settings import RelaySettings
 
-T = TypeVar("T")
+PAGE = 500
 
 
 def add_registry_commands(commands: Any) -> None:
-    companies = commands.add_parser("companies", help="add and list companies")
+    companies = commands.add_parser("companies", help="add, list, edit and delete companies")
     company_commands = companies.add_subparsers(dest="companies_command", required=True)
     add = company_commands.add_parser("add", help="add a company; prints its id")
     add.add_argument("name")
     add.set_defaults(handler=_add_company)
     company_commands.add_parser("list", help="list companies").set_defaults(handler=_list_companies)
+    edit = company_commands.add_parser("edit", help="rename, disable or enable a company")
+    edit.add_argument("id", type=uuid_argument)
+    edit.add_argument("--name", help="new name")
+    edit.add_argument(
+        "--status", choices=COMPANY_STATUSES, help="disabled: intake answers 404 for it"
+    )
+    edit.set_defaults(handler=_edit_company)
+    delete = company_commands.add_parser(
+        "delete", help="delete a company and its webhooks (their log rows stay)"
+    )
+    delete.add_argument("id", type=uuid_argument)
+    delete.set_defaults(handler=_delete_company)
 
-    webhooks = commands.add_parser("webhooks", help="add, list and disable webhooks")
+    webhooks = commands.add_parser("webhooks", help="add, list, edit and delete webhooks")
     webhook_commands = webhooks.add_subparsers(dest="webhooks_command", required=True)
     add = webhook_commands.add_parser("add", help="subscribe a URL to an event of a company")
-    add.add_argument("--company", required=True, type=_uuid, help="company id")
+    add.add_argument("--company", required=True, type=uuid_argument, help="company id")
     add.add_argument("--url", required=True, help="http(s) URL to POST to")
     add.add_argument("--event", required=True, help="event name, e.g. call-history-was-created")
-    add.add_argument(
-        "--filter",
-        type=_filters,
-        default=(),
-        metavar="JSON",
-        help='JSON array of {"field_path", "operator", "value"}; all must pass',
-    )
+    _filter_option(add)
     add.add_argument(
         "--secret", action="store_true", help="generate a whsec_ signing secret (printed once)"
     )
     add.set_defaults(handler=_add_webhook)
-    listing = webhook_commands.add_parser("list", help="list webhooks")
-    listing.add_argument("--company", type=_uuid, help="only this company's")
-    listing.set_defaults(handler=_list_webhooks)
-    disable = webhook_commands.add_parser("disable", help="stop deliveries to a webhook")
-    disable.add_argument("id", type=_uuid)
-    disable.set_defaults(handler=_disable_webhook)
+    listing_command = webhook_commands.add_parser("list", help="list webhooks")
+    listing_command.add_argument("--company", type=uuid_argument, help="only this company's")
+    listing_command.set_defaults(handler=_list_webhooks)
+    edit = webhook_commands.add_parser("edit", help="change a webhook's URL, name, events, filters")
+    edit.add_argument("id", type=uuid_argument)
+    edit.add_argument("--url", help="new http(s) URL")
+    edit.add_argument("--name", help='new name ("" removes it)')
+    edit.add_argument(
+        "--event",
+        action="append",
+        dest="events",
+        metavar="NAME",
+        help="subscribe to exactly these events (repeat the option for several)",
+    )
+    _filter_option(edit, "; sets the filters of the --event events, or of all its events")
+    edit.set_defaults(handler=_edit_webhook)
+    for command, help_text, handler in (
+        ("disable", "stop deliveries to a webhook", _disable_webhook),
+        ("enable", "resume deliveries to a webhook", _enable_webhook),
+        ("delete", "delete a webhook (its log rows stay)", _delete_webhook),
+        ("rotate-secret", "give a webhook a new signing secret (printed once)", _rotate_secret),
+    ):
+        one = webhook_commands.add_parser(command, help=help_text)
+        one.add_argument("id", type=uuid_argument)
+        one.set_defaults(handler=handler)
 
 
-def _uuid(text: str) -> uuid.UUID:
+def uuid_argument(text: str) -> uuid.UUID:
     try:
         return uuid.UUID(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a UUID: {text!r}") from None
+
+
+def _filter_option(parser: argparse.ArgumentParser, more_help: str = "") -> None:
+    parser.add_argument(
+        "--filter",
+        type=_filters,
+        default=None,
+        metavar="JSON",
+        help='JSON array of {"field_path", "operator", "value"}; all must pass' + more_help,
+    )
 
 
 def _filters(text: str) -> tuple[Filter, ...]:
@@ -68,31 +103,60 @@ def _filters(text: str) -> tuple[Filter, ...]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+# -- companies ----------------------------------------------------------------------------------
+
+
 def _add_company(args: argparse.Namespace, settings: RelaySettings) -> int:
     with database(settings) as engine:
-        company = _admin(lambda e: writes.add_company(e, args.name), engine)
+        company = admin(lambda e: writes.add_company(e, args.name), engine)
     print(f"{company.id}\t{company.name}")
     return 0
 
 
 def _list_companies(_args: argparse.Namespace, settings: RelaySettings) -> int:
     with database(settings) as engine:
-        rows = _admin(writes.list_companies, engine)
+        rows = admin(
+            lambda e: list(
+                listing.every(lambda cursor: listing.companies_page(e, limit=PAGE, cursor=cursor))
+            ),
+            engine,
+        )
     for company in rows:
         print(f"{company.id}\t{company.status}\t{company.name}")
     return 0
 
 
+def _edit_company(args: argparse.Namespace, settings: RelaySettings) -> int:
+    if args.name is None and args.status is None:
+        raise CommandError("nothing to change: give --name or --status")
+    with database(settings) as engine:
+        company = admin(
+            lambda e: writes.edit_company(e, args.id, name=args.name, status=args.status), engine
+        )
+    print(f"{company.id}\t{company.status}\t{company.name}")
+    return 0
+
+
+def _delete_company(args: argparse.Namespace, settings: RelaySettings) -> int:
+    with database(settings) as engine:
+        admin(lambda e: writes.delete_company(e, args.id), engine)
+    print(f"company {args.id} deleted")
+    return 0
+
+
+# -- webhooks -----------------------------------------------------------------------------------
+
+
 def _add_webhook(args: argparse.Namespace, settings: RelaySettings) -> int:
     secret = writes.new_signing_secret() if args.secret else None
     with database(settings) as engine:
-        webhook = _admin(
+        webhook = admin(
             lambda e: writes.add_webhook(
                 e,
                 company_id=args.company,
                 url=args.url,
                 event=args.event,
-                filters=args.filter,
+                filters=args.filter or (),
                 secret=secret,
             ),
             engine,
@@ -105,30 +169,87 @@ def _add_webhook(args: argparse.Namespace, settings: RelaySettings) -> int:
 
 def _list_webhooks(args: argparse.Namespace, settings: RelaySettings) -> int:
     with database(settings) as engine:
-        rows = _admin(lambda e: writes.list_webhooks(e, args.company), engine)
-    for webhook in rows:
-        signed = "signed" if webhook.has_secret else "unsigned"
-        events = ",".join(webhook.events) or "-"
-        print(
-            f"{webhook.id}\t{webhook.company_id}\t{webhook.status}\t{signed}\t{events}"
-            f"\t{webhook.url}"
+        rows = admin(
+            lambda e: list(
+                listing.every(
+                    lambda cursor: listing.webhooks_page(
+                        e, limit=PAGE, cursor=cursor, company_id=args.company
+                    )
+                )
+            ),
+            engine,
         )
+    for webhook in rows:
+        print(_webhook_line(webhook))
     return 0
+
+
+def _edit_webhook(args: argparse.Namespace, settings: RelaySettings) -> int:
+    if all(value is None for value in (args.url, args.name, args.events, args.filter)):
+        raise CommandError("nothing to change: give --url, --name, --event or --filter")
+
+    def edit(engine: Engine) -> WebhookRow:
+        filters = None
+        if args.filter is not None:
+            events = args.events or _current(engine, args.id).events
+            filters = {event: args.filter for event in events}
+        change = writes.WebhookChange(
+            url=args.url,
+            name=args.name or None,
+            clear_name=args.name == "",
+            events=args.events,
+            filters=filters,
+        )
+        return writes.edit_webhook(engine, args.id, change)
+
+    with database(settings) as engine:
+        webhook = admin(edit, engine)
+    print(_webhook_line(webhook))
+    return 0
+
+
+def _current(engine: Engine, webhook_id: uuid.UUID) -> WebhookRow:
+    with engine.connect() as conn:
+        found = listing.webhook(conn, webhook_id)
+    if found is None:
+        raise CommandError(f"unknown webhook {webhook_id}")
+    return found
 
 
 def _disable_webhook(args: argparse.Namespace, settings: RelaySettings) -> int:
+    return _switch(args, settings, enabled=False)
+
+
+def _enable_webhook(args: argparse.Namespace, settings: RelaySettings) -> int:
+    return _switch(args, settings, enabled=True)
+
+
+def _switch(args: argparse.Namespace, settings: RelaySettings, *, enabled: bool) -> int:
     with database(settings) as engine:
-        _admin(lambda e: writes.disable_webhook(e, args.id), engine)
-    print(f"webhook {args.id} disabled")
+        admin(
+            lambda e: writes.edit_webhook(e, args.id, writes.WebhookChange(enabled=enabled)), engine
+        )
+    print(f"webhook {args.id} {'enabled' if enabled else 'disabled'}")
     return 0
 
 
-def _admin(action: Callable[[Engine], T], engine: Engine) -> T:
-    """Run a registry change, turning its expected failures into one-line errors."""
-    try:
-        return action(engine)
-    except writes.AdminError as exc:
-        raise CommandError(str(exc)) from exc
-    except sa_exc.SQLAlchemyError as exc:
-        detail = " ".join(str(getattr(exc, "orig", None) or exc).split())
-        raise CommandError(f"database error ({detail}); has `relay migrate` been run?") from exc
+def _delete_webhook(args: argparse.Namespace, settings: RelaySettings) -> int:
+    with database(settings) as engine:
+        admin(lambda e: writes.delete_webhook(e, args.id), engine)
+    print(f"webhook {args.id} deleted")
+    return 0
+
+
+def _rotate_secret(args: argparse.Namespace, settings: RelaySettings) -> int:
+    with database(settings) as engine:
+        _webhook, secret = admin(lambda e: writes.rotate_secret(e, args.id), engine)
+    print(f"signing secret (shown once, store it now): {secret}")
+    return 0
+
+
+def _webhook_line(webhook: WebhookRow) -> str:
+    signed = "signed" if webhook.has_secret else "unsigned"
+    events = ",".join(webhook.events) or "-"
+    return (
+        f"{webhook.id}\t{webhook.company_id}\t{webhook.status}\t{signed}\t{events}\t{webhook.url}"
+    )

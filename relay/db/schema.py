@@ -6,6 +6,8 @@ metadata describe the same schema on PostgreSQL.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -14,6 +16,14 @@ metadata = sa.MetaData()
 Json = sa.JSON().with_variant(JSONB(), "postgresql")
 Timestamp = sa.DateTime(timezone=True)
 
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """A `Timestamp` as read: SQLite hands it back naive, and it was stored in UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
 companies = sa.Table(
     "companies",
     metadata,
@@ -21,6 +31,7 @@ companies = sa.Table(
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("status", sa.String(20), server_default="active"),
     sa.Column("created_at", Timestamp, server_default=sa.func.now()),
+    sa.Index("idx_companies_created", "created_at", "id"),  # the API's keyset pages
 )
 
 events = sa.Table(
@@ -47,6 +58,9 @@ webhooks = sa.Table(
     sa.Column("deleted", sa.Boolean(), server_default=sa.false()),
     sa.Column("created_at", Timestamp, server_default=sa.func.now()),
     sa.Column("updated_at", Timestamp, server_default=sa.func.now()),
+    sa.Column("name", sa.String(255)),
+    # A company's webhooks in the order the API pages through them (keyset, never OFFSET).
+    sa.Index("idx_webhooks_company_created", "company_id", "created_at", "id"),
 )
 
 webhook_events = sa.Table(
@@ -106,4 +120,39 @@ webhook_executions = sa.Table(
         "company_id",
         sa.text("created_at DESC"),
     ),
+)
+
+# People and their API tokens (relay/accounts). A user limited to some companies lists their
+# ids in `companies` (NULL: every company). A token is stored only as the SHA-256 of its
+# text; `prefix` (the token's first characters) is how people tell tokens apart and revoke one.
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("password_hash", sa.Text(), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("companies", Json),
+    sa.Column("disabled", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("name", name="uq_users_name"),
+    sa.CheckConstraint("role IN ('admin', 'viewer')", name="ck_users_role"),
+)
+
+api_tokens = sa.Table(
+    "api_tokens",
+    metadata,
+    sa.Column("id", sa.Uuid(), primary_key=True),
+    sa.Column("user_id", sa.Uuid(), sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("prefix", sa.String(32), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False),
+    sa.Column("scope", sa.String(20), nullable=False),
+    sa.Column("company_id", sa.Uuid(), sa.ForeignKey("companies.id", ondelete="CASCADE")),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("last_used_at", Timestamp),
+    sa.Column("revoked_at", Timestamp),
+    sa.UniqueConstraint("prefix", name="uq_api_tokens_prefix"),
+    sa.UniqueConstraint("token_hash", name="uq_api_tokens_token_hash"),
+    sa.CheckConstraint("scope IN ('read', 'admin', 'events')", name="ck_api_tokens_scope"),
 )

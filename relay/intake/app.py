@@ -23,6 +23,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Lifespan, Receive, Scope, Send
 
+from relay.accounts.authenticator import Authenticator, challenge_headers
+from relay.accounts.credentials import looks_like_token
+from relay.accounts.principal import Principal
+from relay.db.jsonb import require_json_content_type
 from relay.errors import InputError
 from relay.inbox.deliveries import deliveries_for
 from relay.inbox.store import Acceptance
@@ -49,6 +53,7 @@ class IntakeState:
     max_body_bytes: int
     token: str | None
     on_accepted: Callable[[], None]
+    authenticator: Authenticator | None = None  # API tokens with scope events (or admin)
     accepting: bool = True
 
 
@@ -63,10 +68,9 @@ class EventsEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            answer = await _post_event(self.state, _wanted_headers(scope), receive)
+            answer = await _post_event(self.state, _wanted_headers(scope), _client(scope), receive)
         except InputError as exc:
-            headers = {"www-authenticate": "Bearer"} if exc.status == 401 else {}
-            answer = JsonAnswer(exc.status, exc.as_json(), headers)
+            answer = JsonAnswer(exc.status, exc.as_json(), challenge_headers(exc))
         INTAKE_RESPONSES.labels(str(answer.status)).inc()
         await answer.send(send)
 
@@ -129,14 +133,16 @@ def create_intake_app(
 
 
 async def _post_event(
-    state: IntakeState, headers: dict[bytes, str], receive: Receive
+    state: IntakeState, headers: dict[bytes, str], client: str, receive: Receive
 ) -> JsonAnswer:
     if not state.accepting:
         return _unavailable("the relay is shutting down", RETRY_AFTER_STOPPING)
-    _authorize(state.token, headers.get(b"authorization"))
-    _check_content_type(headers.get(b"content-type"))
+    principal = await _authorize(state, headers.get(b"authorization"), client)
+    require_json_content_type(headers.get(b"content-type"))
     body = await _read_body(receive, headers.get(b"content-length"), state.max_body_bytes)
     event = parse_event(body)
+    if principal is not None and not principal.sees(event.company_id):
+        raise InputError(403, "company_id", f"this token may not post events of {event.company_id}")
     snapshot = state.registry.snapshot
     if not state.registry.loaded:
         return _unavailable("the webhook registry is not loaded yet", RETRY_AFTER_STOPPING)
@@ -175,20 +181,33 @@ def _wanted_headers(scope: Scope) -> dict[bytes, str]:
     return found
 
 
-def _authorize(token: str | None, header: str | None) -> None:
-    if token is None:
-        return
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+async def _authorize(state: IntakeState, header: str | None, client: str) -> Principal | None:
+    """None when the intake token (or, without one, nothing) lets the caller in; the token's
+    principal for an API token, whose companies the event must then belong to."""
+    token = state.token
     scheme, _, given = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not given:
+        if token is None:
+            return None
         raise InputError(401, "authorization", "missing bearer token")
-    if not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise InputError(401, "authorization", "invalid bearer token")
-
-
-def _check_content_type(value: str | None) -> None:
-    media_type = (value or "").split(";")[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise InputError(415, "content-type", "must be application/json")
+    given = given.strip()
+    if token is not None and hmac.compare_digest(given.encode(), token.encode()):
+        return None
+    if state.authenticator is not None and looks_like_token(given):
+        principal = await state.authenticator.token_principal(given, client)
+        if not principal.can_post_events():
+            raise InputError(
+                403, "authorization", f"a token with scope {principal.scope} cannot post events"
+            )
+        return principal
+    if token is None:
+        return None
+    raise InputError(401, "authorization", "invalid bearer token")
 
 
 async def _read_body(receive: Receive, declared: str | None, limit: int) -> bytes:

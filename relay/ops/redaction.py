@@ -2,8 +2,8 @@
 
 Two layers: the secret values the process knows (the intake token, the database password,
 webhook secrets as the registry loads them) are registered and masked wherever they appear;
-and shapes that are secrets whatever their value (`whsec_...`, `Bearer ...`, a password in a
-URL or a libpq conninfo) are masked even when nobody registered them.
+and shapes that are secrets whatever their value (`whsec_...`, `rly_...`, `Bearer ...`, a
+password in a URL or a libpq conninfo) are masked even when nobody registered them.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ MASK = "***"
 
 _SHAPES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"whsec_[A-Za-z0-9+/=]+"), f"whsec_{MASK}"),
+    (re.compile(r"rly_[A-Za-z0-9_-]+"), f"rly_{MASK}"),  # API tokens (relay/accounts)
     (re.compile(r"(?i)\b(bearer\s+)[^\s'\",;]+"), rf"\g<1>{MASK}"),
     # scheme://user:password@host; user and password as they appear in a URL
     (re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]*:)[^@\s]+@"), rf"\g<1>{MASK}@"),

@@ -128,7 +128,7 @@ def load_snapshot(engine: Engine) -> RegistrySnapshot:
 
 
 def fingerprint(engine: Engine) -> tuple[object, ...]:
-    """A cheap summary that changes whenever companies or webhooks change."""
+    """A cheap summary that changes whenever companies, webhooks or event types change."""
     with engine.connect() as conn:
         row = conn.execute(
             sa.select(
@@ -136,6 +136,7 @@ def fingerprint(engine: Engine) -> tuple[object, ...]:
                 sa.select(sa.func.max(webhooks.c.updated_at)).scalar_subquery(),
                 sa.select(sa.func.count()).select_from(companies).scalar_subquery(),
                 sa.select(sa.func.count()).select_from(webhook_events).scalar_subquery(),
+                sa.select(sa.func.count()).select_from(events).scalar_subquery(),
             )
         ).one()
     return tuple(row)

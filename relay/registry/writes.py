@@ -1,46 +1,63 @@
-"""Changes to the registry made by `relay companies ...` and `relay webhooks ...`.
+"""Changes to the registry: the one set of functions behind `relay companies|webhooks ...` and
+the management API (`/api/v1`), so both refuse the same things in the same words.
 
 Every change bumps `webhooks.updated_at` (or adds a row), which is what a running relay's
-registry fingerprint notices, so it reloads within seconds.
+registry fingerprint notices, so it reloads within seconds; a company's change bumps its
+webhooks'. Deleting is soft: the row stays (marked deleted) so the execution log's rows keep
+their webhook and company.
 """
 
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import httpx
 import sqlalchemy as sa
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from relay.db.schema import companies, events, webhook_events, webhooks
-from relay.registry.filters import Filter, filters_to_json
+from relay.errors import InputError
+from relay.registry import listing
+from relay.registry.filters import Filter, JsonValue, filters_to_json
+from relay.registry.listing import (
+    ACTIVE,
+    COMPANY_STATUSES,
+    DELETED,
+    DISABLED,
+    CompanyRow,
+    EventType,
+    WebhookRow,
+)
+
+EVENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
+Subscriptions = Mapping[str, tuple[Filter, ...]]  # event name -> the filters it must pass
 
 
-class AdminError(ValueError):
-    """A registry change that cannot be made as asked (unknown id, bad URL...)."""
+class AdminError(InputError):
+    """A registry change that cannot be made as asked. `message` is what the CLI prints;
+    `status` (404 unknown, 409 conflict, 422 invalid) and `field` are what the API answers."""
+
+    def __init__(self, message: str, *, field: str, status: int = 422) -> None:
+        super().__init__(status, field, message)
 
 
 @dataclass(frozen=True)
-class CompanyRow:
-    id: uuid.UUID
-    name: str
-    status: str
-    created_at: datetime | None
+class WebhookChange:
+    """What an edit changes; None leaves a part as it is (`clear_name` removes the name)."""
 
-
-@dataclass(frozen=True)
-class WebhookRow:
-    id: uuid.UUID
-    company_id: uuid.UUID
-    url: str
-    status: str
-    has_secret: bool
-    events: tuple[str, ...]
+    url: str | None = None
+    name: str | None = None
+    clear_name: bool = False
+    events: Sequence[str] | None = None
+    filters: Subscriptions | None = None  # replaces the filters of the events it names
+    enabled: bool | None = None
 
 
 def new_signing_secret() -> str:
@@ -48,25 +65,77 @@ def new_signing_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
+# -- companies ----------------------------------------------------------------------------------
+
+
 def add_company(engine: Engine, name: str) -> CompanyRow:
-    name = name.strip()
-    if not name or len(name) > 255:
-        raise AdminError("company name must be 1 to 255 characters")
+    name = _company_name(name)
     company_id = uuid.uuid4()
     now = datetime.now(UTC)
     with engine.begin() as conn:
         conn.execute(
-            companies.insert().values(id=company_id, name=name, status="active", created_at=now)
+            companies.insert().values(id=company_id, name=name, status=ACTIVE, created_at=now)
         )
-    return CompanyRow(company_id, name, "active", now)
+    return CompanyRow(company_id, name, ACTIVE, now)
 
 
-def list_companies(engine: Engine) -> list[CompanyRow]:
-    with engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(companies).order_by(companies.c.created_at, companies.c.name)
-        ).all()
-    return [CompanyRow(r.id, r.name, r.status or "active", r.created_at) for r in rows]
+def edit_company(
+    engine: Engine, company_id: uuid.UUID, *, name: str | None = None, status: str | None = None
+) -> CompanyRow:
+    """Rename a company, or disable it (intake then answers 404 for it) or enable it."""
+    values: dict[str, str] = {}
+    if name is not None:
+        values["name"] = _company_name(name)
+    if status is not None:
+        if status not in COMPANY_STATUSES:
+            raise AdminError(
+                f"company status must be one of {', '.join(COMPANY_STATUSES)}, not {status!r}",
+                field="status",
+            )
+        values["status"] = status
+    with engine.begin() as conn:
+        _live_company(conn, company_id)
+        if values:
+            conn.execute(companies.update().where(companies.c.id == company_id).values(values))
+            _touch_webhooks_of(conn, company_id)
+        changed = listing.company(conn, company_id)
+    assert changed is not None  # the transaction saw it live
+    return changed
+
+
+def delete_company(engine: Engine, company_id: uuid.UUID) -> None:
+    """Soft-delete a company and its webhooks: nothing more is accepted or delivered for it."""
+    with engine.begin() as conn:
+        _live_company(conn, company_id)
+        conn.execute(companies.update().where(companies.c.id == company_id).values(status=DELETED))
+        conn.execute(
+            webhooks.update()
+            .where(webhooks.c.company_id == company_id)
+            .values(deleted=True, updated_at=datetime.now(UTC))
+        )
+
+
+def _company_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 255:
+        raise AdminError("company name must be 1 to 255 characters", field="name")
+    return name
+
+
+def _live_company(conn: Connection, company_id: uuid.UUID) -> None:
+    if listing.company(conn, company_id) is None:
+        raise AdminError(f"unknown company {company_id}", field="company_id", status=404)
+
+
+def _touch_webhooks_of(conn: Connection, company_id: uuid.UUID) -> None:
+    conn.execute(
+        webhooks.update()
+        .where(webhooks.c.company_id == company_id)
+        .values(updated_at=datetime.now(UTC))
+    )
+
+
+# -- webhooks -----------------------------------------------------------------------------------
 
 
 def validate_url(url: str) -> str:
@@ -75,9 +144,9 @@ def validate_url(url: str) -> str:
         parts = urlsplit(url)
         host = httpx.URL(url).host  # what the dispatcher will do with it, IDNA included
     except (ValueError, UnicodeError, httpx.InvalidURL) as exc:
-        raise AdminError(f"webhook URL {url!r} cannot be parsed: {exc}") from exc
+        raise AdminError(f"webhook URL {url!r} cannot be parsed: {exc}", field="url") from exc
     if parts.scheme not in ("http", "https") or not host:
-        raise AdminError(f"webhook URL must be an absolute http(s) URL, not {url!r}")
+        raise AdminError(f"webhook URL must be an absolute http(s) URL, not {url!r}", field="url")
     return url
 
 
@@ -90,73 +159,209 @@ def add_webhook(
     filters: tuple[Filter, ...],
     secret: str | None,
 ) -> WebhookRow:
-    """Create a webhook subscribed to `event` (one subscription; add more events later)."""
+    """Create a webhook subscribed to one event (`relay webhooks add`)."""
+    return create_webhook(
+        engine,
+        company_id=company_id,
+        url=url,
+        events=[event],
+        filters={event: filters},
+        secret=secret,
+    )
+
+
+def create_webhook(
+    engine: Engine,
+    *,
+    company_id: uuid.UUID,
+    url: str,
+    events: Sequence[str],
+    filters: Subscriptions,
+    secret: str | None,
+    name: str | None = None,
+) -> WebhookRow:
+    """Create a webhook subscribed to `events`, each with the filters `filters` gives it."""
     validate_url(url)
+    name = _webhook_name(name)
+    names = _event_list(events)
     webhook_id = uuid.uuid4()
     now = datetime.now(UTC)
     with engine.begin() as conn:
-        if (
-            conn.execute(sa.select(companies.c.id).where(companies.c.id == company_id)).first()
-            is None
-        ):
-            raise AdminError(f"unknown company {company_id}")
-        event_id = conn.execute(sa.select(events.c.id).where(events.c.name == event)).scalar()
-        if event_id is None:
-            known = ", ".join(conn.execute(sa.select(events.c.name)).scalars())
-            raise AdminError(f"unknown event {event!r} (known: {known})")
+        _live_company(conn, company_id)
+        event_ids = _event_ids(conn, names)
+        _check_filtered_events(filters, names)
         conn.execute(
             webhooks.insert().values(
                 id=webhook_id,
                 company_id=company_id,
                 url=url,
+                name=name,
                 secret=secret,
-                status="active",
+                status=ACTIVE,
                 deleted=False,
                 created_at=now,
                 updated_at=now,
             )
         )
-        conn.execute(
-            webhook_events.insert().values(
-                webhook_id=webhook_id, event_id=event_id, filters=filters_to_json(filters)
-            )
+        _subscribe(
+            conn,
+            webhook_id,
+            event_ids,
+            {event: filters_to_json(filters.get(event, ())) for event in names},
         )
-    return WebhookRow(webhook_id, company_id, url, "active", secret is not None, (event,))
+        created = listing.webhook(conn, webhook_id)
+    assert created is not None
+    return created
 
 
-def list_webhooks(engine: Engine, company_id: uuid.UUID | None = None) -> list[WebhookRow]:
-    query = (
-        sa.select(webhooks, events.c.name.label("event_name"))
-        .outerjoin(webhook_events, webhook_events.c.webhook_id == webhooks.c.id)
-        .outerjoin(events, events.c.id == webhook_events.c.event_id)
-        .where(sa.func.coalesce(webhooks.c.deleted, sa.false()) == sa.false())
-        .order_by(webhooks.c.created_at, webhooks.c.id)
-    )
-    if company_id is not None:
-        query = query.where(webhooks.c.company_id == company_id)
-    with engine.connect() as conn:
-        rows = conn.execute(query).all()
-    merged: dict[uuid.UUID, WebhookRow] = {}
-    for r in rows:
-        previous = merged.get(r.id)
-        names = (*previous.events, r.event_name) if previous else (r.event_name,)
-        merged[r.id] = WebhookRow(
-            r.id,
-            r.company_id,
-            r.url,
-            r.status or "active",
-            r.secret is not None,
-            tuple(n for n in names if n),
-        )
-    return list(merged.values())
+def edit_webhook(engine: Engine, webhook_id: uuid.UUID, change: WebhookChange) -> WebhookRow:
+    """Change a webhook's URL, name, events, filters or whether it is enabled."""
+    values: dict[str, object] = {}
+    if change.url is not None:
+        values["url"] = validate_url(change.url)
+    if change.clear_name:
+        values["name"] = None
+    elif change.name is not None:
+        values["name"] = _webhook_name(change.name)
+    if change.enabled is not None:
+        values["status"] = ACTIVE if change.enabled else DISABLED
+    with engine.begin() as conn:
+        current = _change_webhook(conn, webhook_id, values)
+        if change.events is not None or change.filters is not None:
+            _resubscribe(conn, current, change.events, change.filters or {})
+        changed = listing.webhook(conn, webhook_id)
+    assert changed is not None
+    return changed
 
 
 def disable_webhook(engine: Engine, webhook_id: uuid.UUID) -> None:
+    edit_webhook(engine, webhook_id, WebhookChange(enabled=False))
+
+
+def delete_webhook(engine: Engine, webhook_id: uuid.UUID) -> None:
+    """Soft delete: no more deliveries, the row stays for the execution log's rows."""
     with engine.begin() as conn:
-        changed = conn.execute(
-            webhooks.update()
-            .where(webhooks.c.id == webhook_id)
-            .values(status="disabled", updated_at=datetime.now(UTC))
-        ).rowcount
-    if not changed:
-        raise AdminError(f"unknown webhook {webhook_id}")
+        _change_webhook(conn, webhook_id, {"deleted": True})
+
+
+def rotate_secret(engine: Engine, webhook_id: uuid.UUID) -> tuple[WebhookRow, str]:
+    """Give a webhook a new signing secret (signed from the next attempt on); the secret is
+    returned to be shown once and never again."""
+    secret = new_signing_secret()
+    with engine.begin() as conn:
+        _change_webhook(conn, webhook_id, {"secret": secret})
+        changed = listing.webhook(conn, webhook_id)
+    assert changed is not None
+    return changed, secret
+
+
+def _change_webhook(
+    conn: Connection, webhook_id: uuid.UUID, values: Mapping[str, object]
+) -> WebhookRow:
+    """Update a live webhook's row and bump its `updated_at` (what a running relay's
+    registry notices); the webhook as it was before."""
+    current = _live_webhook(conn, webhook_id)
+    conn.execute(
+        webhooks.update()
+        .where(webhooks.c.id == webhook_id)
+        .values({**values, "updated_at": datetime.now(UTC)})
+    )
+    return current
+
+
+def _live_webhook(conn: Connection, webhook_id: uuid.UUID) -> WebhookRow:
+    found = listing.webhook(conn, webhook_id)
+    if found is None:
+        raise AdminError(f"unknown webhook {webhook_id}", field="webhook_id", status=404)
+    return found
+
+
+def _webhook_name(name: str | None) -> str | None:
+    if name is None:
+        return None
+    name = name.strip()
+    if len(name) > 255:
+        raise AdminError("webhook name must be at most 255 characters", field="name")
+    return name or None
+
+
+def _event_list(names: Sequence[str]) -> list[str]:
+    unique = list(dict.fromkeys(names))
+    if not unique:
+        raise AdminError("a webhook needs at least one event", field="events")
+    return unique
+
+
+def _event_ids(conn: Connection, names: Sequence[str]) -> dict[str, int]:
+    known: dict[str, int] = {
+        row.name: row.id for row in conn.execute(sa.select(events.c.name, events.c.id))
+    }
+    for name in names:
+        if name not in known:
+            listed = ", ".join(sorted(known))
+            raise AdminError(f"unknown event {name!r} (known: {listed})", field="events")
+    return {name: known[name] for name in names}
+
+
+def _check_filtered_events(filters: Subscriptions, subscribed: Sequence[str]) -> None:
+    for event in filters:
+        if event not in subscribed:
+            raise AdminError(
+                f"filters for {event!r}, which is not one of the webhook's events", field="filters"
+            )
+
+
+def _subscribe(
+    conn: Connection,
+    webhook_id: uuid.UUID,
+    event_ids: Mapping[str, int],
+    stored_filters: Mapping[str, list[dict[str, JsonValue]]],
+) -> None:
+    """Subscribe the webhook to each event of `event_ids`, with its filters (JSON form)."""
+    conn.execute(
+        webhook_events.insert(),
+        [
+            {"webhook_id": webhook_id, "event_id": event_id, "filters": stored_filters[name]}
+            for name, event_id in event_ids.items()
+        ],
+    )
+
+
+def _resubscribe(
+    conn: Connection,
+    current: WebhookRow,
+    events_wanted: Sequence[str] | None,
+    filters: Subscriptions,
+) -> None:
+    """Replace the subscriptions: the events wanted (or the same ones), each with the filters
+    given for it, else the ones it had, else none."""
+    names = _event_list(events_wanted) if events_wanted is not None else list(current.events)
+    event_ids = _event_ids(conn, names)
+    _check_filtered_events(filters, names)
+    stored = {
+        name: filters_to_json(filters[name]) if name in filters else current.filters.get(name, [])
+        for name in names
+    }
+    conn.execute(sa.delete(webhook_events).where(webhook_events.c.webhook_id == current.id))
+    _subscribe(conn, current.id, event_ids, stored)
+
+
+# -- the event catalog --------------------------------------------------------------------------
+
+
+def add_event_type(engine: Engine, name: str, display_name: str | None = None) -> EventType:
+    """A new event type webhooks may subscribe to and intake accepts."""
+    if not isinstance(name, str) or not EVENT_NAME.fullmatch(name):
+        raise AdminError(
+            "event name must be 1 to 100 letters, digits or . _ : - (starting with a letter "
+            "or digit)",
+            field="name",
+        )
+    if display_name is not None and len(display_name) > 255:
+        raise AdminError("display name must be at most 255 characters", field="display_name")
+    try:
+        with engine.begin() as conn:
+            conn.execute(events.insert().values(name=name, display_name=display_name))
+    except sa.exc.IntegrityError:  # events.name is unique
+        raise AdminError(f"event {name!r} exists already", field="name", status=409) from None
+    return EventType(name, display_name)

@@ -25,6 +25,8 @@ import anyio.to_thread
 import uvicorn
 from starlette.applications import Starlette
 
+from relay.accounts.authenticator import Authenticator
+from relay.api.app import api_routes
 from relay.db.engine import display_url
 from relay.delivery.worker import DeliveryWorker
 from relay.errors import StartupError
@@ -171,6 +173,7 @@ class RelayService:
             SpoolCollector(self.spool, self.inbox.queue, self.outbox), role_directory=role_metrics
         )
         token = settings.intake_token.get_secret_value() if settings.intake_token else None
+        authenticator = Authenticator(self.engine)  # API tokens, for the API and intake
         self.intake = IntakeState(
             accepts=AcceptBatcher(self.inbox),
             registry=self.registry,
@@ -178,6 +181,7 @@ class RelayService:
             max_body_bytes=settings.max_body_bytes,
             token=token,
             on_accepted=wake,
+            authenticator=authenticator,
         )
         readiness = Readiness(
             accepting=lambda: self.intake.accepting,
@@ -187,8 +191,11 @@ class RelayService:
             children_down=self._children_down,
             max_drain_failure_seconds=settings.ready_max_drain_failure_seconds,
         )
+        management = api_routes(self.engine, authenticator, max_body_bytes=settings.max_body_bytes)
         self.app = create_intake_app(
-            self.intake, ops_routes(readiness, self.metrics), lifespan=self._lifespan
+            self.intake,
+            [*ops_routes(readiness, self.metrics), *management],
+            lifespan=self._lifespan,
         )
 
     def _children_down(self) -> list[str]:

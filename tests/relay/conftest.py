@@ -21,6 +21,13 @@ from relay.registry.cache import Registry
 from relay.registry.filters import Filter, parse_filters
 from relay.settings import RelaySettings
 from spool import DurableQueue, SpoolDatabase
+from tests.support.api_fixtures import (
+    admin_api,
+    event_catalog,
+    make_token,
+    relay_url,
+    second_event,
+)
 from tests.support.receivers import RunningReceiver, running_receiver
 from tests.support.relay_fixtures import (
     outbox,

@@ -292,6 +292,102 @@ def test_unknown_webhooks_and_bad_uuid_arguments_exit_2(relay: Relay, env: dict[
         assert_refused(result, "usage: relay", "not a UUID")
 
 
+# -- webhooks edit | enable | delete | rotate-secret, companies edit | delete --------------------
+
+
+def test_webhooks_edit_changes_url_name_events_and_filters(
+    relay: Relay, env: dict[str, str], pg_engine: Engine
+) -> None:
+    company = add_company_row(pg_engine)
+    webhook_id = add_webhook_row(pg_engine, company, HOOK)
+
+    moved = relay(env, "webhooks", "edit", str(webhook_id), "--url", HOOK + "/v2", "--name", "CRM")
+    filtered = relay(env, "webhooks", "edit", str(webhook_id), "--filter", FILTER)
+
+    assert moved.stdout == f"{webhook_id}\t{company}\tactive\tunsigned\t{EVENT}\t{HOOK}/v2\n"
+    assert filtered.returncode == 0, filtered.stderr
+    subscription = load_snapshot(pg_engine).webhooks[webhook_id]
+    assert subscription.url == HOOK + "/v2"
+    assert subscription.filters == parse_filters(json.loads(FILTER))
+    with pg_engine.connect() as conn:
+        assert conn.execute(sa.select(webhooks.c.name)).scalar() == "CRM"
+    unnamed = relay(env, "webhooks", "edit", str(webhook_id), "--name", "")
+    assert unnamed.returncode == 0, unnamed.stderr
+    with pg_engine.connect() as conn:
+        assert conn.execute(sa.select(webhooks.c.name)).scalar() is None
+
+
+def test_webhooks_edit_refuses_what_add_refuses(
+    relay: Relay, env: dict[str, str], pg_engine: Engine
+) -> None:
+    company = add_company_row(pg_engine)
+    webhook_id = str(add_webhook_row(pg_engine, company, HOOK))
+    results = relay.each(
+        env,
+        ("webhooks", "edit", webhook_id, "--url", "ftp://hooks.example.com/x"),
+        ("webhooks", "edit", webhook_id, "--event", "no-such-event"),
+        ("webhooks", "edit", webhook_id, "--filter", "[1]"),
+        ("webhooks", "edit", webhook_id),
+        ("webhooks", "edit", str(uuid.uuid4()), "--url", HOOK),
+    )
+    phrases = [
+        "absolute http(s) URL",
+        "unknown event 'no-such-event'",
+        "filters[0]",
+        "nothing to change",
+        "unknown webhook",
+    ]
+    for result, phrase in zip(results, phrases, strict=True):
+        assert_refused(result, phrase)
+    assert load_snapshot(pg_engine).webhooks[uuid.UUID(webhook_id)].url == HOOK
+
+
+def test_webhooks_enable_delete_and_rotate_secret(
+    relay: Relay, env: dict[str, str], pg_engine: Engine
+) -> None:
+    company = add_company_row(pg_engine)
+    webhook_id = add_webhook_row(pg_engine, company, HOOK)
+    relay(env, "webhooks", "disable", str(webhook_id))
+
+    enabled = relay(env, "webhooks", "enable", str(webhook_id))
+    rotated = relay(env, "webhooks", "rotate-secret", str(webhook_id))
+
+    assert enabled.stdout == f"webhook {webhook_id} enabled\n"
+    secret = rotated.stdout.strip().rsplit(" ", 1)[1]
+    assert rotated.stdout.startswith("signing secret (shown once")
+    assert load_snapshot(pg_engine).webhooks[webhook_id].secret == secret
+    assert f"{webhook_id}\t{company}\tactive\tsigned\t" in relay(env, "webhooks", "list").stdout
+
+    deleted = relay(env, "webhooks", "delete", str(webhook_id))
+
+    assert deleted.stdout == f"webhook {webhook_id} deleted\n"
+    assert relay(env, "webhooks", "list").stdout == ""
+    assert webhook_rows(pg_engine)[0].deleted is True  # kept for the execution log's rows
+    for command in ("enable", "delete", "rotate-secret"):
+        assert_refused(relay(env, "webhooks", command, str(webhook_id)), "unknown webhook")
+
+
+def test_companies_edit_and_delete(relay: Relay, env: dict[str, str], pg_engine: Engine) -> None:
+    company = add_company_row(pg_engine)
+    add_webhook_row(pg_engine, company, HOOK)
+
+    renamed = relay(env, "companies", "edit", str(company), "--name", "Acme 2")
+    disabled = relay(env, "companies", "edit", str(company), "--status", "disabled")
+
+    assert renamed.stdout == f"{company}\tactive\tAcme 2\n"
+    assert disabled.stdout == f"{company}\tdisabled\tAcme 2\n"
+    assert load_snapshot(pg_engine).webhooks == {}  # a disabled company gets nothing
+    assert_refused(relay(env, "companies", "edit", str(company)), "nothing to change")
+    assert_refused(relay(env, "companies", "edit", str(company), "--status", "x"), "invalid choice")
+
+    deleted = relay(env, "companies", "delete", str(company))
+
+    assert deleted.stdout == f"company {company} deleted\n"
+    assert relay(env, "companies", "list").stdout == ""
+    assert relay(env, "webhooks", "list").stdout == ""
+    assert_refused(relay(env, "companies", "delete", str(company)), "unknown company")
+
+
 def test_the_commands_work_on_the_embedded_database(relay: Relay, tmp_path: Path) -> None:
     migrated, unmigrated = embedded(tmp_path / "migrated"), embedded(tmp_path / "unmigrated")
     refused, done = relay.each([unmigrated, migrated], ("companies", "list"), ("migrate",))

@@ -20,8 +20,17 @@ from relay.db.engine import make_engine
 from relay.db.schema import metadata
 from tests.support.environment import relay_env
 from tests.support.pg_cluster import PgCluster
+from tests.support.relay_command import RELAY_SCRIPT
 
-TABLES = {"companies", "events", "webhooks", "webhook_events", "webhook_executions"}
+TABLES = {
+    "companies",
+    "events",
+    "webhooks",
+    "webhook_events",
+    "webhook_executions",
+    "users",
+    "api_tokens",
+}
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -112,7 +121,7 @@ def test_relay_migrate_prints_its_progress_but_not_alembics_plugin_setup(tmp_pat
         spool_path=tmp_path / "spool" / "spool.db",
     )
     result = subprocess.run(
-        [Path(sys.executable).with_name("relay"), "migrate"],
+        [RELAY_SCRIPT, "migrate"],
         env=env,
         check=True,
         capture_output=True,

@@ -25,13 +25,19 @@ RELAY_SCRIPT = str(Path(sys.executable).with_name("relay"))
 
 
 def run_relay(
-    env: Mapping[str, str], *args: str, cwd: Path | None = None, timeout: float = 60
+    env: Mapping[str, str],
+    *args: str,
+    cwd: Path | None = None,
+    timeout: float = 60,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """`relay ARGS...` as a real process; its output captured, its exit code not checked."""
+    """`relay ARGS...` as a real process; its output captured, its exit code not checked;
+    `stdin`, if given, is what it reads on standard input (a password)."""
     return subprocess.run(
         [RELAY_SCRIPT, *args],
         env=dict(env),
         cwd=cwd,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,
