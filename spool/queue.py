@@ -11,7 +11,7 @@ import re
 import sqlite3
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -240,6 +240,45 @@ class DurableQueue:
                 )
             ]
         )
+
+    def recent(
+        self,
+        among: int,
+        *,
+        keys: Collection[str] | None = None,
+        containing: Sequence[bytes] = (),
+    ) -> list[SpoolRecord]:
+        """Of the `among` most recently appended records (of each key given, or of all),
+        those whose payload contains every byte string of `containing`, newest first.
+
+        A bounded look at recent records for readers: however large the backlog, each key's
+        index is walked back `among` rows and no further, and the byte test runs inside
+        SQLite, so only matching payloads are handed to Python."""
+        if among <= 0:
+            return []
+        if keys is None:
+            return self.db.read(partial(self._recent, among, None, containing))
+
+        def recent_of_each(conn: sqlite3.Connection) -> list[SpoolRecord]:
+            return [rec for key in keys for rec in self._recent(among, key, containing, conn)]
+
+        found = self.db.read(recent_of_each)
+        return sorted(found, key=lambda record: record.seq, reverse=True)
+
+    def _recent(
+        self,
+        among: int,
+        key: str | None,
+        containing: Sequence[bytes],
+        conn: sqlite3.Connection,
+    ) -> list[SpoolRecord]:
+        where, params = ("WHERE key = ?", [key]) if key is not None else ("", [])
+        tests = " AND ".join("instr(payload, ?) > 0" for _ in containing) or "1"
+        query = f"""SELECT seq, id, key, enqueued_at, payload FROM (
+                SELECT seq, id, key, enqueued_at, payload FROM {self._records} {where}
+                ORDER BY seq DESC LIMIT ?)
+            WHERE {tests} ORDER BY seq DESC"""
+        return [_record(row) for row in conn.execute(query, [*params, among, *containing])]
 
     def stats(self) -> QueueStats:
         backlogs = tuple(self.backlog())
