@@ -246,21 +246,29 @@ class DurableQueue:
         among: int,
         *,
         keys: Collection[str] | None = None,
+        ids: Collection[str] | None = None,
         containing: Sequence[bytes] = (),
     ) -> list[SpoolRecord]:
         """Of the `among` most recently appended records (of each key given, or of all),
-        those whose payload contains every byte string of `containing`, newest first.
+        those with one of `ids` (when given) whose payload holds every byte string of
+        `containing`, newest first.
 
         A bounded look at recent records for readers: however large the backlog, each key's
-        index is walked back `among` rows and no further, and the byte test runs inside
-        SQLite, so only matching payloads are handed to Python."""
-        if among <= 0:
+        index is walked back `among` rows and no further, and the tests run inside SQLite,
+        so only matching payloads are handed to Python."""
+        if among <= 0 or (ids is not None and not ids):
             return []
+        tests = ["instr(payload, ?) > 0" for _ in containing]
+        params: list[object] = list(containing)
+        if ids is not None:
+            tests.append(f"id IN ({','.join('?' * len(ids))})")
+            params += list(ids)
+        where = " AND ".join(tests) or "1"
         if keys is None:
-            return self.db.read(partial(self._recent, among, None, containing))
+            return self.db.read(partial(self._recent, among, None, where, params))
 
         def recent_of_each(conn: sqlite3.Connection) -> list[SpoolRecord]:
-            return [rec for key in keys for rec in self._recent(among, key, containing, conn)]
+            return [r for key in keys for r in self._recent(among, key, where, params, conn)]
 
         found = self.db.read(recent_of_each)
         return sorted(found, key=lambda record: record.seq, reverse=True)
@@ -269,16 +277,16 @@ class DurableQueue:
         self,
         among: int,
         key: str | None,
-        containing: Sequence[bytes],
+        tests: str,
+        params: list[object],
         conn: sqlite3.Connection,
     ) -> list[SpoolRecord]:
-        where, params = ("WHERE key = ?", [key]) if key is not None else ("", [])
-        tests = " AND ".join("instr(payload, ?) > 0" for _ in containing) or "1"
+        where, key_params = ("WHERE key = ?", [key]) if key is not None else ("", [])
         query = f"""SELECT seq, id, key, enqueued_at, payload FROM (
                 SELECT seq, id, key, enqueued_at, payload FROM {self._records} {where}
                 ORDER BY seq DESC LIMIT ?)
             WHERE {tests} ORDER BY seq DESC"""
-        return [_record(row) for row in conn.execute(query, [*params, among, *containing])]
+        return [_record(row) for row in conn.execute(query, [*key_params, among, *params])]
 
     def stats(self) -> QueueStats:
         backlogs = tuple(self.backlog())

@@ -21,7 +21,9 @@ def test_recent_gives_the_newest_records_first_and_looks_no_further_back_than_as
     assert outbox.recent(0) == []
 
 
-def test_recent_keeps_only_payloads_holding_every_byte_string(outbox: DurableQueue) -> None:
+def test_recent_keeps_only_the_ids_asked_for_whose_payloads_hold_every_byte_string(
+    outbox: DurableQueue,
+) -> None:
     outbox.append("a", b'{"phone":"5511","status":"failed"}', record_id="old-match")
     outbox.append("a", b'{"phone":"5511","status":"success"}', record_id="phone-only")
     outbox.append("a", b'{"phone":"5599","status":"failed"}', record_id="status-only")
@@ -30,6 +32,12 @@ def test_recent_keeps_only_payloads_holding_every_byte_string(outbox: DurableQue
     assert [r.id for r in found] == ["new-match", "old-match"]
     # The bound is on the records looked at: the old match is past the newest two.
     assert [r.id for r in outbox.recent(2, containing=[b"5511", b"failed"])] == ["new-match"]
+    assert [r.id for r in outbox.recent(10, ids=["old-match", "status-only"])] == [
+        "status-only",
+        "old-match",
+    ]
+    assert [r.id for r in outbox.recent(2, ids=["old-match", "status-only"])] == ["status-only"]
+    assert outbox.recent(10, ids=[]) == []
 
 
 def test_find_returns_the_items_with_those_ids_in_enqueue_order(spool_db: SpoolDatabase) -> None:
