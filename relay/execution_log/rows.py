@@ -8,7 +8,7 @@ pages of a search keeps its place in the order.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -87,6 +87,10 @@ class ExecutionDetail(ExecutionItem):
 
     def as_json(self) -> dict[str, Any]:
         return ExecutionItem.as_json(self) | {"request_payload": self.request_payload}
+
+    def item(self) -> ExecutionItem:
+        """The row without its body, as a page of results shows it."""
+        return ExecutionItem(**{f.name: getattr(self, f.name) for f in fields(ExecutionItem)})
 
 
 def item_from_database(row: sa.Row[Any]) -> ExecutionItem:
