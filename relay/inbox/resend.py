@@ -26,7 +26,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from relay.db.schema import companies, events, webhook_events, webhooks
+from relay.db.schema import companies as companies_table
+from relay.db.schema import events, webhook_events, webhooks
 from relay.errors import InputError
 from relay.execution_log.record import is_payload_stand_in
 from relay.execution_log.search import Companies
@@ -45,6 +46,12 @@ class WebhookTarget:
     company_id: uuid.UUID
     url: str
     event_db_id: int  # the subscription's event
+
+
+@dataclass(frozen=True)
+class UsableWebhook:
+    company_id: uuid.UUID
+    url: str
 
 
 @dataclass(frozen=True)
@@ -144,31 +151,41 @@ def target_webhook(
 ) -> WebhookTarget:
     """The webhook a message of `company_id` may be resent to, as the registry says now."""
     with engine.connect() as conn:
-        row = conn.execute(
-            sa.select(
-                webhooks.c.company_id,
-                webhooks.c.url,
-                webhooks.c.status,
-                webhooks.c.deleted,
-                companies.c.status.label("company_status"),
-            )
-            .join(companies, companies.c.id == webhooks.c.company_id)
-            .where(webhooks.c.id == webhook_id)
-        ).first()
+        row = usable_webhook(conn, webhook_id, frozenset({company_id}))
         subscribed = conn.execute(
             sa.select(events.c.id)
             .join(webhook_events, webhook_events.c.event_id == events.c.id)
             .where(webhook_events.c.webhook_id == webhook_id, events.c.name == event_type)
         ).scalar()
-    if row is None or row.deleted or row.company_id != company_id:
-        raise InputError(404, "webhook_id", "no such webhook of the message's company")
-    if (row.status or ACTIVE) != ACTIVE:
-        raise InputError(422, "webhook_id", "is disabled: enable it before resending to it")
-    if (row.company_status or ACTIVE) != ACTIVE:
-        raise InputError(422, "webhook_id", "belongs to a company that is not active")
     if subscribed is None:
         raise InputError(422, "webhook_id", f"is not subscribed to {event_type}")
     return WebhookTarget(webhook_id, row.company_id, row.url, int(subscribed))
+
+
+def usable_webhook(
+    conn: sa.Connection, webhook_id: uuid.UUID, companies: Companies
+) -> UsableWebhook:
+    """The webhook, if it exists within `companies` (None: any) and can be sent to:
+    404 otherwise (a webhook of another company is not told apart from none), 422 when it
+    or its company is disabled."""
+    row = conn.execute(
+        sa.select(
+            webhooks.c.company_id,
+            webhooks.c.url,
+            webhooks.c.status,
+            webhooks.c.deleted,
+            companies_table.c.status.label("company_status"),
+        )
+        .join(companies_table, companies_table.c.id == webhooks.c.company_id)
+        .where(webhooks.c.id == webhook_id)
+    ).first()
+    if row is None or row.deleted or (companies is not None and row.company_id not in companies):
+        raise InputError(404, "webhook_id", "no such webhook")
+    if (row.status or ACTIVE) != ACTIVE:
+        raise InputError(422, "webhook_id", "is disabled: enable it first")
+    if (row.company_status or ACTIVE) != ACTIVE:
+        raise InputError(422, "webhook_id", "belongs to a company that is not active")
+    return UsableWebhook(row.company_id, row.url)
 
 
 def _company_and_event(state: MessageState) -> tuple[uuid.UUID, str]:

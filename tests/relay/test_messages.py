@@ -17,6 +17,7 @@ from standardwebhooks.webhooks import Webhook
 
 from relay.db.schema import webhooks
 from relay.delivery.dispatcher import DispatchConfig, Dispatcher
+from relay.delivery.retry import RetryPolicy
 from relay.delivery.transport.clients import HostClients
 from relay.errors import InputError
 from relay.execution_log.sink import ExecutionLogSink
@@ -38,7 +39,7 @@ def accept(parts: Parts, data: dict[str, Any] | None = None) -> str:
     return delivery.id
 
 
-def dispatch(parts: Parts) -> int:
+def dispatch(parts: Parts, *, max_attempts: int = 6) -> int:
     """One dispatcher pass over what is due now (registry reloaded first, as a running
     relay would within seconds of a change)."""
     parts.registry.refresh()
@@ -50,7 +51,7 @@ def dispatch(parts: Parts) -> int:
             parts.outbox,
             parts.registry,
             clients,
-            DispatchConfig(timeout_seconds=5),
+            DispatchConfig(timeout_seconds=5, retry=RetryPolicy(max_attempts=max_attempts)),
             random_fraction=lambda: 0.0,
         )
         try:
