@@ -62,21 +62,8 @@ class ExecutionItem:
         return (self.created_at, self.execution_id)
 
     def as_json(self) -> dict[str, Any]:
-        return {
-            "execution_id": str(self.execution_id),
-            "created_at": self.created_at.isoformat(),
-            "company_id": _text(self.company_id),
-            "webhook_id": _text(self.webhook_id),
-            "event_type": self.event_type,
-            "message_id": self.message_id,
-            "attempt": self.attempt,
-            "status": self.status,
-            "response_status": self.response_status,
-            "error": self.error,
-            "duration_ms": self.duration_ms,
-            "phone_number": self.phone_number,
-            "pending": self.pending,
-        }
+        """The fields as JSON values, named as the API names them."""
+        return {f.name: json_value(getattr(self, f.name)) for f in fields(ExecutionItem)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,5 +134,10 @@ def _database_values(row: sa.Row[Any]) -> dict[str, Any]:
     return values | {"created_at": utc.astimezone(UTC)}
 
 
-def _text(value: uuid.UUID | None) -> str | None:
-    return None if value is None else str(value)
+def json_value(value: Any) -> Any:
+    """Ids and times as JSON shows them (text); anything else as it is."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value

@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Literal
 
+from relay.execution_log.rows import json_value
 from spool import Clock, SpoolDatabase, utc_now
 from spool.clock import from_micros, to_micros
 
@@ -45,16 +46,9 @@ class RecoveryJob:
     error: str | None
 
     def as_json(self) -> dict[str, Any]:
-        shown: dict[str, Any] = {}
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if field.name == "cursor":
-                continue
-            if isinstance(value, datetime):
-                value = value.isoformat()
-            elif isinstance(value, uuid.UUID):
-                value = str(value)
-            shown[field.name] = value
+        """What a job's status shows (its cursor is its own business)."""
+        shown = {f.name: json_value(getattr(self, f.name)) for f in fields(self)}
+        del shown["cursor"]
         return {"kind": "recover"} | shown
 
 

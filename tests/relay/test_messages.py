@@ -4,7 +4,6 @@ PostgreSQL) tell the story."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -16,9 +15,8 @@ from sqlalchemy import Engine
 from standardwebhooks.webhooks import Webhook
 
 from relay.db.schema import webhooks
-from relay.delivery.dispatcher import DispatchConfig, Dispatcher
+from relay.delivery.dispatcher import DispatchConfig
 from relay.delivery.retry import RetryPolicy
-from relay.delivery.transport.clients import HostClients
 from relay.errors import InputError
 from relay.execution_log.sink import ExecutionLogSink
 from relay.inbox.deliveries import EventInput, deliveries_for
@@ -27,6 +25,7 @@ from relay.inbox.timeline import message_timeline
 from relay.registry.writes import new_signing_secret
 from spool import Drainer, DrainPolicy
 from tests.relay.conftest import EVENT, Parts, RunningReceiver, add_company, add_webhook
+from tests.relay.test_dispatcher import run_due
 from tests.support.relay_data import sample_event
 
 
@@ -43,23 +42,9 @@ def dispatch(parts: Parts, *, max_attempts: int = 6) -> int:
     """One dispatcher pass over what is due now (registry reloaded first, as a running
     relay would within seconds of a change)."""
     parts.registry.refresh()
-
-    async def go() -> int:
-        clients = HostClients(connections_per_host=4, allow_private_destinations=True)
-        dispatcher = Dispatcher(
-            parts.inbox,
-            parts.outbox,
-            parts.registry,
-            clients,
-            DispatchConfig(timeout_seconds=5, retry=RetryPolicy(max_attempts=max_attempts)),
-            random_fraction=lambda: 0.0,
-        )
-        try:
-            return await dispatcher.run_due_once()
-        finally:
-            await clients.aclose()
-
-    return asyncio.run(go())
+    return run_due(
+        parts, DispatchConfig(timeout_seconds=5, retry=RetryPolicy(max_attempts=max_attempts))
+    )
 
 
 def drain(parts: Parts, engine: Engine) -> None:

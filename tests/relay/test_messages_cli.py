@@ -11,22 +11,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from relay.cli.main import main
 from relay.inbox.deliveries import Delivery
 from tests.relay.conftest import Parts, RunningReceiver, add_webhook
 from tests.relay.test_messages import accept, dispatch, drain, set_webhook
+from tests.relay.test_search_cli import assert_refused, run
 
 
 @pytest.fixture(autouse=True)
 def settings_env(pg_url: str, spool_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RELAY_DATABASE_URL", pg_url)
     monkeypatch.setenv("RELAY_SPOOL_PATH", str(spool_path))
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_show_and_resend_a_message_that_failed_for_good(
@@ -98,7 +92,4 @@ def test_recover_starts_a_job_that_jobs_run_finishes(
 def test_bad_arguments_exit_2_with_one_line(
     capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
-    code, out, err = run(capsys, *args)
-    assert (code, out) == (2, "")
-    (line,) = err.splitlines()
-    assert line.startswith("relay: error: ") and message in line
+    assert_refused(capsys, args, message)

@@ -114,6 +114,11 @@ def test_show_prints_the_row_and_its_body_as_json(
 def test_bad_arguments_exit_2_with_one_line(
     capsys: pytest.CaptureFixture[str], args: list[str], message: str
 ) -> None:
+    assert_refused(capsys, args, message)
+
+
+def assert_refused(capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    """The command exits 2, printing nothing but one error line that says `message`."""
     code, out, err = run(capsys, *args)
     assert (code, out) == (2, "")
     (line,) = err.splitlines()
