@@ -36,7 +36,7 @@ def pending_rows(
     """
     keys = None if companies is None else sorted(str(company) for company in companies)
     ids = None if execution_ids is None else [str(execution_id) for execution_id in execution_ids]
-    needles = [text.encode() for text in containing if written_verbatim(text)]
+    needles = [text for text in containing if written_verbatim(text)]
     records = outbox.recent(PENDING_SCAN_ROWS, keys=keys, ids=ids, containing=needles)
     rejections = RecordRejections()
     return [row for record in records if (row := rejections.decode(record)) is not None]

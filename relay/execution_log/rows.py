@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy import Connection, Engine
 
 from relay.db.schema import webhook_executions
 from relay.execution_log.record import ExecutionRow
@@ -37,6 +38,12 @@ ITEM_COLUMNS: tuple[sa.Column[Any], ...] = (
     _table.c.phone_number,
 )
 DETAIL_COLUMNS = (*ITEM_COLUMNS, _table.c.request_payload)
+
+
+def reading(engine: Engine) -> Connection:
+    """A connection for reading the log: autocommit, so a read pays no BEGIN and ROLLBACK
+    round trips (at READ COMMITTED each statement has its own snapshot either way)."""
+    return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
 
 @dataclass(frozen=True, slots=True)

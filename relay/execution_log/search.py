@@ -54,6 +54,7 @@ from relay.execution_log.rows import (
     detail_from_spool,
     item_from_database,
     item_from_spool,
+    reading,
     spool_sort_key,
 )
 from spool import Clock, DurableQueue, utc_now
@@ -202,7 +203,7 @@ def get_execution(
         raise _unknown_execution()
     spooled = pending_rows(outbox, companies=companies, execution_ids=[execution_id])
     query = sa.select(*DETAIL_COLUMNS).where(_table.c.execution_id == execution_id)
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         row = conn.execute(_limited(query, companies)).first()
     if row is not None:
         return detail_from_database(row)
@@ -236,7 +237,7 @@ def message_attempts(
     query = sa.select(*DETAIL_COLUMNS).where(_table.c.message_id.in_(sorted(wanted)))
     if webhook_id is not None:
         query = query.where(_table.c.webhook_id == webhook_id)
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         logged = [detail_from_database(row) for row in conn.execute(_limited(query, companies))]
     seen = {detail.execution_id for detail in logged}
     attempts = logged + [detail_from_spool(row) for row in spooled if _id(row) not in seen]
@@ -269,7 +270,7 @@ def _logged_page(
 ) -> list[ExecutionItem]:
     """The page's candidates from the database: one more row than the page, to know
     whether another page follows."""
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         rows = conn.execute(_logged_page_query(query, window, after, visible))
         return [item_from_database(row) for row in rows]
 

@@ -23,6 +23,7 @@ from relay.db.schema import companies as companies_table
 from relay.db.schema import webhook_executions
 from relay.errors import InputError
 from relay.execution_log.inputs import Window
+from relay.execution_log.rows import reading
 from spool import Clock, utc_now
 
 Bucket = Literal["hour", "day"]
@@ -108,7 +109,7 @@ def stats(
         in_window.append(_table.c.company_id.in_(sorted(scope)))
     per_company: dict[uuid.UUID | None, Counter[str]] = {}
     per_bucket: dict[datetime, Counter[str]] = {}
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         for company, status, count in conn.execute(_counted(_table.c.company_id, in_window)):
             per_company.setdefault(company, Counter())[status] += count
         for start, status, count in conn.execute(_counted(_bucket_of(conn, period), in_window)):

@@ -21,23 +21,31 @@ def test_recent_gives_the_newest_records_first_and_looks_no_further_back_than_as
     assert outbox.recent(0) == []
 
 
-def test_recent_keeps_only_the_ids_asked_for_whose_payloads_hold_every_byte_string(
+def test_recent_keeps_only_the_ids_asked_for_whose_payloads_hold_every_text(
     outbox: DurableQueue,
 ) -> None:
     outbox.append("a", b'{"phone":"5511","status":"failed"}', record_id="old-match")
     outbox.append("a", b'{"phone":"5511","status":"success"}', record_id="phone-only")
     outbox.append("a", b'{"phone":"5599","status":"failed"}', record_id="status-only")
     outbox.append("a", b'{"phone":"5511","status":"failed"}', record_id="new-match")
-    found = outbox.recent(10, containing=[b"5511", b"failed"])
+    found = outbox.recent(10, containing=["5511", "failed"])
     assert [r.id for r in found] == ["new-match", "old-match"]
     # The bound is on the records looked at: the old match is past the newest two.
-    assert [r.id for r in outbox.recent(2, containing=[b"5511", b"failed"])] == ["new-match"]
+    assert [r.id for r in outbox.recent(2, containing=["5511", "failed"])] == ["new-match"]
     assert [r.id for r in outbox.recent(10, ids=["old-match", "status-only"])] == [
         "status-only",
         "old-match",
     ]
     assert [r.id for r in outbox.recent(2, ids=["old-match", "status-only"])] == ["status-only"]
     assert outbox.recent(10, ids=[]) == []
+
+
+def test_texts_with_glob_characters_match_only_themselves(outbox: DurableQueue) -> None:
+    outbox.append("a", "a*b?c[d] café".encode(), record_id="literal")
+    outbox.append("a", b"aXXbYc[d]", record_id="lookalike")
+    assert [r.id for r in outbox.recent(10, containing=["a*b?c[d]"])] == ["literal"]
+    assert [r.id for r in outbox.recent(10, containing=["café"])] == ["literal"]
+    assert [r.id for r in outbox.recent(10, containing=["c[d]"])] == ["lookalike", "literal"]
 
 
 def test_find_returns_the_items_with_those_ids_in_enqueue_order(spool_db: SpoolDatabase) -> None:
