@@ -10,7 +10,7 @@ side by side with a baseline on the same data:
 - by phone: `search_executions(phone=...)`, the relay's search (a window of the last week,
   keyset order, the spool's pending rows merged in) against the original design's query
   for a number (`WHERE phone_number = ... ORDER BY created_at DESC`, every partition, no
-  spool);
+  spool); and the same search over an empty spool, which tells the spool's share;
 - company page: the pages of one company's last week, walked by cursor, 50 rows each,
   against the same pages read with `LIMIT 50 OFFSET n` (what keyset pagination avoids);
 - stats: `stats()` over one day (per company and status, per hour) against the design's
@@ -21,6 +21,7 @@ side by side with a baseline on the same data:
 
 from __future__ import annotations
 
+import os
 import random
 import statistics
 import sys
@@ -47,6 +48,8 @@ from spool import DurableQueue
 
 TARGET_P99_MS = 20.0
 STATS_SHAPE = "stats of one day (per company and status, per hour)"
+# The same search with nothing pending: what the spool's part costs, by difference.
+PHONE_WITHOUT_SPOOL = "by phone, first page, spool empty"
 TEMPLATE_ROWS = 2_000
 SPREAD_DAYS = 60  # the rows' times: the last two months, like a log with 90 days' retention
 COMPANIES = 100
@@ -143,6 +146,7 @@ def run_search(
         outbox,
         RowFactory(COMPANIES, seed=12).backlog(sizes.pending, now - timedelta(minutes=1)),
     )
+    empty_db, empty = open_spool(scratch.fresh("search-empty") / "spool.db")
     engine = make_engine(database_url)
     rng = random.Random(13)
     try:
@@ -162,6 +166,17 @@ def run_search(
                     ),
                     lambda phone: raw.execute(PHONE_SQL, (phone,)).fetchall(),
                 ),
+                _shape(
+                    PHONE_WITHOUT_SPOOL,
+                    "design note's SQL by number (every partition, no spool)",
+                    phones,
+                    lambda phone: (
+                        search_executions(
+                            engine, empty, ExecutionQuery(phone=phone), clock=lambda: now
+                        ).items
+                    ),
+                    lambda phone: raw.execute(PHONE_SQL, (phone,)).fetchall(),
+                ),
                 _pages(engine, outbox, raw, now, rng, sizes.runs),
                 _shape(
                     STATS_SHAPE,
@@ -174,6 +189,7 @@ def run_search(
     finally:
         engine.dispose()
         db.close()
+        empty_db.close()
     return SearchResult(sizes.rows, sizes.pending, window_rows, fill_seconds, table_bytes, shapes)
 
 
@@ -320,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         else SearchSizes(int(args[0]), FULL_SEARCH.runs, FULL_SEARCH.pending)
     )
     scratch = Scratch()
+    load_before = os.getloadavg()
     try:
         with BenchPostgres(OUT_DIR / "pg-search") as pg:
             result = run_search(pg.url, pg.conninfo, scratch, sizes)
@@ -328,7 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{result.rows:,} rows ({result.table_bytes / 1e6:,.0f} MB with indexes, filled in "
         f"{result.fill_seconds:.0f} s), {result.window_rows:,} in the last week, "
-        f"{result.pending:,} pending in the spool"
+        f"{result.pending:,} pending in the spool; load average (1/5/15 min) before "
+        f"{'/'.join(f'{n:.1f}' for n in load_before)}, after "
+        f"{'/'.join(f'{n:.1f}' for n in os.getloadavg())}"
     )
     for shape in result.shapes:
         print(

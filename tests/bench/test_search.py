@@ -27,7 +27,7 @@ def test_the_search_benchmark_times_every_shape_against_its_baseline(
     assert result.rows == 6_000
     assert 0 < result.window_rows < result.rows  # the last week of sixty days
     names = [shape.name for shape in result.shapes]
-    assert len(names) == 3 and names[0].startswith("by phone")
+    assert len(names) == 4 and names[0].startswith("by phone")
     for shape in result.shapes:
         assert shape.rows_found > 0, shape.name
         assert len(shape.relay.runs_ms) == len(shape.baseline.runs_ms) >= 8
