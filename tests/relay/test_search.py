@@ -152,6 +152,11 @@ def test_rows_of_other_companies_stay_hidden_pending_or_logged(
         waiting[ALICE],
     }
     assert search(pg_engine, outbox, company_id=BOB, companies=only_alice) == []
+    many = frozenset({ALICE, *(uuid.uuid4() for _ in range(pending.PER_COMPANY_READS))})
+    assert {i.execution_id for i in search(pg_engine, outbox, companies=many)} == {
+        logged[ALICE],
+        waiting[ALICE],
+    }
     assert search(pg_engine, outbox, companies=frozenset()) == []
     assert len(search(pg_engine, outbox)) == 4  # no limit: everything
     for row in (logged[BOB], waiting[BOB]):
