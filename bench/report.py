@@ -6,10 +6,11 @@ only make sense next to the baseline measured in the same run on the same machin
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
+from pathlib import Path
 
 from bench.machine import Machine
 
@@ -155,3 +156,15 @@ class Report:
             "",
         ]
         return "\n".join(parts)
+
+
+def publish(rows: Sequence[tuple[str, str, str, str]], markdown: str, output: Path) -> None:
+    """Print a section's (measurement, result, target, verdict) rows and write its markdown
+    to `output`: how `python -m bench.service` and `python -m bench.startup` end."""
+    width = max(len(row[0]) for row in rows)
+    print()
+    for name, value, target, verdict in rows:
+        print(f"{name:<{width}}  {value:<28} {target:<14} {verdict}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(markdown)
+    print(f"\nwritten to {output}")

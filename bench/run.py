@@ -50,6 +50,9 @@ from bench.search import (
     SearchResult,
     run_search,
 )
+from bench.startup import FULL as STARTUP_FULL
+from bench.startup import QUICK as STARTUP_QUICK
+from bench.startup import THIS_RELAY, run_startup_bench
 
 RESULTS = Path(__file__).resolve().parent / "results.md"
 COMPANIES = 100
@@ -674,6 +677,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--skip-search", action="store_true", help="skip the executions-search measurement"
     )
+    parser.add_argument(
+        "--skip-startup", action="store_true", help="skip the start-up with many webhooks"
+    )
     parser.add_argument("--keep", action="store_true", help="keep scratch files in bench/out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -751,11 +757,18 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_service:
         _progress("relay service end to end (intake, dispatch, logging)")
         service_section = "\n\n" + _service_section(args.quick)
+    startup_section = ""
+    if not args.skip_startup:
+        _progress("relay start-up with 1 and 1,000 signed webhooks")
+        startup = run_startup_bench(
+            STARTUP_QUICK if args.quick else STARTUP_FULL, {"this checkout": THIS_RELAY}
+        )
+        startup_section = "\n\n" + startup.markdown()
     elapsed = time.perf_counter() - started
     print(report.text_table())
     output.parent.mkdir(parents=True, exist_ok=True)
     markdown = report.markdown(machine, "quick" if args.quick else "full", elapsed)
-    output.write_text(markdown + service_section)
+    output.write_text(markdown + service_section + startup_section)
     _progress(f"done in {elapsed / 60:.1f} min; results written to {output}")
     return 0
 

@@ -317,17 +317,22 @@ class RelayProcess:
     def __init__(
         self,
         workdir: Path,
-        database_url: str,
+        database_url: str | None,
         settings: dict[str, str],
         python_options: Sequence[str] = (),
+        relay_cli: Path = Path(sys.executable).parent / "relay",
     ) -> None:
-        """`python_options` run the relay as `python OPTIONS -m relay.cli` (e.g. cProfile)."""
+        """`python_options` run the relay as `python OPTIONS -m relay.cli` (e.g. cProfile).
+
+        No `database_url`: the embedded default, `./var/relay.db` in `workdir`. `relay_cli`
+        may be another checkout's `relay` script (a before/after comparison)."""
         workdir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the spool must be private
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+        if database_url is not None:
+            env["RELAY_DATABASE_URL"] = database_url
         env.update(
-            RELAY_DATABASE_URL=database_url,
             RELAY_SPOOL_PATH=str(workdir / "spool.db"),
             RELAY_PORT=str(self.port),
             RELAY_ALLOW_PRIVATE_DESTINATIONS="true",  # the receivers are on 127.0.0.1
@@ -335,7 +340,6 @@ class RelayProcess:
         )
         self.log_path = workdir / "relay.log"
         self._log = self.log_path.open("wb")
-        relay_cli = Path(sys.executable).parent / "relay"
         command = [str(relay_cli)]
         if python_options or not relay_cli.exists():
             command = [sys.executable, *python_options, "-m", "relay.cli"]

@@ -7,7 +7,7 @@ from spool.backoff import Backoff
 from spool.clock import Clock, utc_now
 from spool.database import Operation, SpoolDatabase, WriteOutcome, ensure_private_directory
 from spool.drain import Drainer, DrainReport, Outcome, drain_lock
-from spool.drain_job import DrainScheduler, FlushReport, flush
+from spool.drain_job import DrainScheduler, FlushReport, flush, wake_on_full_batches
 from spool.errors import (
     ConfigSinkError,
     RecordSinkError,
@@ -76,4 +76,5 @@ __all__ = [
     "plan_drain",
     "salvage",
     "utc_now",
+    "wake_on_full_batches",
 ]

@@ -13,7 +13,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from spool.drain import Drainer, DrainReport, Outcome
 from spool.errors import SpoolError
-from spool.queue import AppendReceipt
+from spool.queue import AppendReceipt, DurableQueue
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +55,10 @@ class DrainScheduler:
         self.completed_runs = 0  # job runs finished: lets callers see the job is alive
 
     def start(self) -> None:
-        """Start the job; it runs at once, then every interval, and on full batches."""
-        self.drainer.queue.add_append_listener(self._on_append)
+        """Start the job; it runs at once, then every interval, and on full batches appended
+        through this process's queue (another process's appends wake it through
+        `wake_on_full_batches` on its own queue)."""
+        wake_on_full_batches(self.drainer.queue, self.drainer.policy.batch_size, self.wake)
         self._scheduler.add_job(
             self.run_due,
             "interval",
@@ -73,11 +75,6 @@ class DrainScheduler:
         """Run the drain job now instead of at its next interval."""
         if self._scheduler.running and not self._stopping.is_set():
             self._scheduler.modify_job(JOB_ID, next_run_time=datetime.now(UTC))
-
-    def _on_append(self, receipt: AppendReceipt) -> None:
-        """Wake the drain when an append completes a full batch for its key."""
-        if receipt.pending % self.drainer.policy.batch_size == 0:
-            self.wake()
 
     def run_due(self) -> None:
         """The job: drain cycles back to back while more is due, within a bounded count,
@@ -110,6 +107,20 @@ class DrainScheduler:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
         return flush(self.drainer, deadline_seconds)
+
+
+def wake_on_full_batches(queue: DurableQueue, batch_size: int, wake: Callable[[], None]) -> None:
+    """Call `wake` once an append through `queue` completes a batch of `batch_size` for its key.
+
+    The drain is due then, and need not wait for its next interval. `wake` may start a drain
+    in this process (`DrainScheduler.wake`) or tell one in another process (a pipe).
+    """
+
+    def on_append(receipt: AppendReceipt) -> None:
+        if receipt.pending % batch_size == 0:
+            wake()
+
+    queue.add_append_listener(on_append)
 
 
 def flush(drainer: Drainer, deadline_seconds: float) -> FlushReport:

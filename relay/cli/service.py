@@ -12,9 +12,8 @@ from relay.db import migrations
 from relay.db.engine import display_url
 from relay.demo.run import run_demo
 from relay.runtime.dispatcher_process import run_dispatcher
-from relay.runtime.drain_process import run_drain_worker, stop_on_signals
+from relay.runtime.drain_process import run_drain, stop_on_signals
 from relay.runtime.service import serve
-from relay.runtime.supervisor import become_child
 from relay.runtime.wiring import execution_log
 from relay.settings import RelaySettings
 from spool import flush
@@ -31,6 +30,12 @@ def add_service_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     )
     serve_command.add_argument("--host", help="listen address (default RELAY_HOST, 127.0.0.1)")
     serve_command.add_argument("--port", type=_port, help="listen port (default RELAY_PORT, 8080)")
+    serve_command.add_argument(
+        "--intake-only",
+        action="store_true",
+        help="do not start the dispatcher and drain: they run as units of their own "
+        "(`relay dispatcher`, `relay drain`)",
+    )
     serve_command.set_defaults(handler=_serve)
 
     demo = commands.add_parser(
@@ -56,14 +61,21 @@ def add_service_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
         default=300.0,
         help="with --once: give up after this many seconds (default 300)",
     )
-    # `relay serve` runs the drain as its child with this; not for people (hidden).
+    # `relay serve` runs the drain as its child with these; not for people (hidden).
     drain.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
+    drain.add_argument("--wake-fd", type=int, help=argparse.SUPPRESS)
     drain.set_defaults(handler=_drain)
 
-    # Started by `relay serve` only, hence no help line (not listed).
-    dispatcher = commands.add_parser("dispatcher")
-    dispatcher.add_argument("--wake-fd", type=int, required=True)
-    dispatcher.add_argument("--parent-pid", type=int, required=True)
+    dispatcher = commands.add_parser(
+        "dispatcher",
+        help="deliver the events in the spool's inbox",
+        description="Runs the deliveries until SIGTERM/SIGINT: `relay serve` starts it, or "
+        "it runs as a unit of its own beside `relay serve --intake-only`.",
+    )
+    # `relay serve` runs the dispatcher as its child with these; not for people (hidden).
+    dispatcher.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
+    dispatcher.add_argument("--wake-fd", type=int, help=argparse.SUPPRESS)
+    dispatcher.add_argument("--drain-wake-fd", type=int, help=argparse.SUPPRESS)
     dispatcher.set_defaults(handler=_dispatcher)
 
 
@@ -99,12 +111,22 @@ def _serve(args: argparse.Namespace, settings: RelaySettings) -> int:
         _migrate(args, settings)  # the embedded default migrates itself
     elif not migrations.is_current(settings.database_url):
         raise CommandError("the database schema is not current: run `relay migrate` first")
-    serve(settings, args.host or settings.host, settings.port if args.port is None else args.port)
+    serve(
+        settings,
+        args.host or settings.host,
+        settings.port if args.port is None else args.port,
+        intake_only=args.intake_only,
+    )
     return 0
 
 
 def _dispatcher(args: argparse.Namespace, settings: RelaySettings) -> int:
-    run_dispatcher(settings, wake_fd=args.wake_fd, parent_pid=args.parent_pid)
+    run_dispatcher(
+        settings,
+        wake_fd=args.wake_fd,
+        drain_wake_fd=args.drain_wake_fd,
+        parent_pid=args.parent_pid,
+    )
     return 0
 
 
@@ -119,12 +141,7 @@ def _migrate(_args: argparse.Namespace, settings: RelaySettings) -> int:
 
 def _drain(args: argparse.Namespace, settings: RelaySettings) -> int:
     if not args.once:
-        stop = stop_on_signals()
-        if args.parent_pid is None:
-            run_drain_worker(settings, stop)
-        else:  # intake's process opened (and checked) the spool a moment ago
-            become_child(args.parent_pid, settings.drain_nice)
-            run_drain_worker(settings, stop, check_integrity=False)
+        run_drain(settings, stop_on_signals(), wake_fd=args.wake_fd, parent_pid=args.parent_pid)
         return 0
     with execution_log(settings) as log:
         report = flush(log.drainer, args.deadline)

@@ -32,9 +32,22 @@ class ConnectionWatchdog:
         self.shut_down = 0  # connections cut so far (for logs and tests)
         threading.Thread(target=self._watch, name="db-watchdog", daemon=True).start()
 
+    @property
+    def armed(self) -> int:
+        """Checkouts being watched now (for logs and tests)."""
+        with self._condition:
+            return len(self._armed)
+
     def watch(self, engine: Engine) -> None:
+        """Arm at every checkout; disarm at checkin, and as soon as the connection is
+        invalidated or closed: its socket is closed then, and the descriptor number may be
+        handed to the next socket opened (a checkout whose listener raised
+        `DisconnectionError` reconnects on the same record, at once), which the deadline
+        would otherwise shut down."""
         event.listen(engine, "checkout", self._on_checkout)
-        event.listen(engine, "checkin", self._on_checkin)
+        event.listen(engine, "checkin", self._disarm)
+        event.listen(engine, "invalidate", self._disarm)
+        event.listen(engine, "close", self._disarm)
 
     def _on_checkout(self, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
         with self._condition:
@@ -44,7 +57,7 @@ class ConnectionWatchdog:
             self._armed[self._next_id] = (deadline, dbapi_connection.pgconn.socket)
             self._condition.notify()
 
-    def _on_checkin(self, _dbapi_connection: Any, record: Any) -> None:
+    def _disarm(self, _dbapi_connection: Any, record: Any, _error: Any = None) -> None:
         with self._condition:
             self._armed.pop(record.info.pop("watchdog_id", 0), None)
 

@@ -1,7 +1,7 @@
 """The delivering part of the relay: the dispatcher and its HTTP clients, over a spool
 shared with intake and the drain.
 
-`relay serve` runs it in a process of its own (`relay/dispatcher_process.py`), so POSTs do
+`relay serve` runs it in a process of its own (`relay/runtime/dispatcher_process.py`), so POSTs do
 not compete with intake or the drain for one core and one GIL; tests and `relay demo` run it
 in-process.
 """

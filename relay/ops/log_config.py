@@ -19,8 +19,14 @@ from relay.ops import redaction
 
 LogFormat = Literal["text", "json"]
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-# A line per scheduler run, per skipped run, per POST: only with --verbose.
-_CHATTY = {"apscheduler": logging.ERROR, "httpx": logging.WARNING, "httpcore": logging.WARNING}
+# A line per scheduler run, per skipped run, per POST, and alembic's seven "setup plugin"
+# lines at every start (its migration progress stays): only with --verbose.
+_CHATTY = {
+    "apscheduler": logging.ERROR,
+    "httpx": logging.WARNING,
+    "httpcore": logging.WARNING,
+    "alembic.runtime.plugins": logging.WARNING,
+}
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +77,7 @@ def configure_logging(
     installed before, so it is safe in tests. Uncaught exceptions are logged through it too,
     so a crash's traceback is masked and, in JSON mode, still one JSON line.
     """
-    for secret in secrets:
-        redaction.register(secret)
+    redaction.register_all(secrets)
     root = logging.getLogger()
     for old in [h for h in root.handlers if isinstance(h, _RelayHandler)]:
         root.removeHandler(old)

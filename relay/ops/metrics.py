@@ -1,10 +1,11 @@
-"""Prometheus metrics: what each half of the relay counts, and one page that shows them all.
+"""Prometheus metrics: what each role of the relay counts, and one page that shows them all.
 
-`relay serve` runs deliveries in a child process (`relay/dispatcher_process.py`). The child
-counts into prometheus-client's multiprocess files (`PROMETHEUS_MULTIPROC_DIR`, a private
-directory beside the spool); intake's process reads those files at scrape time, so
-`GET /metrics` on the one port shows both halves. In one process (tests, `relay demo`) the
-same metric objects are simply registered directly.
+`relay serve` runs the dispatcher and the drain in child processes. They count into
+prometheus-client's multiprocess files (`PROMETHEUS_MULTIPROC_DIR`, a private directory beside
+the spool); intake's process reads those files at scrape time, so `GET /metrics` on the one
+port shows every role. In one process (tests, `relay demo`) the roles count into the metric
+objects of this process. Either way `RoleMetrics` shows every series from the start, at zero
+until a role counts it.
 
 Spool depths, bytes and ages are read from the spool file when scraped, so they are right
 whichever process changed it.
@@ -32,7 +33,7 @@ INTAKE_RESPONSES = Counter(
     "relay_intake_responses", "Answers to POST /v1/events, by HTTP status.", ["code"], registry=None
 )
 
-# -- deliveries and the execution-log drain (the dispatcher process) ---------------------------
+# -- the dispatcher and drain roles ---------------------------------------------------------
 DELIVERIES = Counter(
     "relay_deliveries",
     "Delivery attempts by outcome: success, retry (failed, tried again later), failed (given "
@@ -78,7 +79,12 @@ DRAIN_FAILING_SINCE = Gauge(
     registry=None,
 )
 
-for _outcome in ("success", "retry", "failed", "dropped"):  # shown as 0 before the first
+# The label values known up front, shown at 0 before their first count. Intake's are the
+# statuses `POST /v1/events` answers with (relay/intake/app.py).
+INTAKE_CODES = ("202", "400", "401", "404", "405", "413", "415", "422", "503")
+for _code in INTAKE_CODES:
+    INTAKE_RESPONSES.labels(_code)
+for _outcome in ("success", "retry", "failed", "dropped"):
     DELIVERIES.labels(_outcome)
 for _error_class in ("transient", "record", "config"):
     DB_ERRORS.labels(_error_class)
@@ -94,7 +100,7 @@ def count_delivery(outcome: str, *, seconds: float | None = None, retry: bool = 
 
 
 INTAKE_METRICS: tuple[Collector, ...] = (INTAKE_RESPONSES,)
-DELIVERY_METRICS: tuple[Collector, ...] = (
+ROLE_METRICS: tuple[Collector, ...] = (
     DELIVERIES,
     DELIVERY_SECONDS,
     RETRIES_SCHEDULED,
@@ -177,31 +183,75 @@ class SpoolCollector(Collector):
         )
 
 
-def multiprocess_directory(spool_path: Path) -> Path:
-    """Where the dispatcher process writes its metric files: private, beside the spool,
+class RoleMetrics(Collector):
+    """The dispatcher's and the drain's metrics, with every series they declare.
+
+    From the roles' multiprocess files (`directory`), or from this process's metric objects
+    (None: the roles run here). A series no role has counted yet (a child still starting, a
+    label value not yet seen) is shown at 0, so alerts and `rate()` work on a relay that has
+    not delivered or drained yet.
+    """
+
+    def __init__(self, directory: Path | None) -> None:
+        self._files: MultiProcessCollector | None = None
+        if directory is not None:
+            self._files = MultiProcessCollector(None, path=str(directory))  # type: ignore[no-untyped-call]
+
+    def collect(self) -> Iterator[Metric]:
+        declared = [family for metric in ROLE_METRICS for family in metric.collect()]
+        if self._files is None:
+            yield from declared
+            return
+        counted = {f.name: f for f in self._files.collect()}  # type: ignore[no-untyped-call]
+        for family in declared:
+            yield _with_zeros(counted.get(family.name), family)
+
+
+def _with_zeros(counted: Metric | None, declared: Metric) -> Metric:
+    """`counted`'s samples, and 0 for each series of `declared` that it lacks (not `_created`:
+    the files have no creation times)."""
+    family = counted or Metric(declared.name, declared.documentation, declared.type)
+    present = {(sample.name, tuple(sorted(sample.labels.items()))) for sample in family.samples}
+    for sample in declared.samples:
+        key = (sample.name, tuple(sorted(sample.labels.items())))
+        if key not in present and not sample.name.endswith("_created"):
+            family.add_sample(sample.name, sample.labels, 0.0)
+    return family
+
+
+def fresh_metrics_directory(spool_path: Path) -> Path:
+    """Where `relay serve`'s children write their metric files: private, beside the spool,
     emptied at each start (files of an earlier run would add its counts to this one's)."""
-    directory = Path(f"{spool_path}.metrics")
+    directory = metrics_directory(spool_path)
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(mode=0o700)
     return directory
 
 
+def shared_metrics_directory(spool_path: Path) -> Path:
+    """The same directory for roles run as units of their own, which write into it while
+    intake restarts: kept, and made (private) if missing."""
+    directory = metrics_directory(spool_path)
+    directory.mkdir(mode=0o700, exist_ok=True)
+    return directory
+
+
+def metrics_directory(spool_path: Path) -> Path:
+    """`<spool>.metrics`: beside the spool, so every role of one relay finds the same one."""
+    return Path(f"{spool_path}.metrics")
+
+
 def exposition_registry(
-    spool_collector: SpoolCollector, *, child_directory: Path | None
+    spool_collector: SpoolCollector, *, role_directory: Path | None
 ) -> CollectorRegistry:
-    """The registry `GET /metrics` renders: intake's metrics, the spool's, and the delivery
-    metrics, from the child's files (`child_directory`) or from this process."""
+    """The registry `GET /metrics` renders: intake's metrics, the spool's, and the roles'
+    (from their files in `role_directory`, or from this process)."""
     registry = CollectorRegistry(auto_describe=True)
-    for collector in (*INTAKE_METRICS, spool_collector):
+    for collector in (*INTAKE_METRICS, spool_collector, RoleMetrics(role_directory)):
         registry.register(collector)
-    if child_directory is not None:
-        MultiProcessCollector(registry, path=str(child_directory))  # type: ignore[no-untyped-call]
-    else:
-        for collector in DELIVERY_METRICS:
-            registry.register(collector)
     return registry
 
 
 def child_environment(directory: Path) -> dict[str, str]:
-    """The dispatcher's environment: this one plus where its metrics go."""
+    """A child role's environment: this one plus where its metrics go."""
     return {**os.environ, MULTIPROCESS_ENV: str(directory)}

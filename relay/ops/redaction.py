@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Iterable
 
 MASK = "***"
 
@@ -31,15 +32,23 @@ class Redactor:
         self._lock = threading.Lock()
 
     def register(self, secret: str | None) -> None:
-        """Mask `secret` from now on (None and "" are ignored).
+        """Mask `secret` from now on (None and "" are ignored)."""
+        self.register_all((secret,))
 
+    def register_all(self, secrets: Iterable[str | None]) -> None:
+        """Mask every one of `secrets` from now on, with one compile for the lot.
+
+        A registry load hands over all its webhooks' secrets at once: the pattern of every
+        known secret is rebuilt once per call that brings a new one, not once per secret
+        (1,000 secrets one by one cost 1,000 compiles of a growing pattern, tens of seconds).
         Every length is masked, however short: a short secret is still one, and it is only
         the log that gets harder to read.
         """
-        if not secret or secret in self._secrets:
-            return
         with self._lock:
-            self._secrets.add(secret)
+            new = {secret for secret in secrets if secret} - self._secrets
+            if not new:
+                return
+            self._secrets |= new
             # Longest first, so a secret that contains another is masked whole.
             ordered = sorted(self._secrets, key=len, reverse=True)
             self._known = re.compile("|".join(re.escape(value) for value in ordered))
@@ -55,4 +64,5 @@ class Redactor:
 
 _default = Redactor()
 register = _default.register
+register_all = _default.register_all
 redact = _default.redact

@@ -110,8 +110,8 @@ def load_snapshot(engine: Engine) -> RegistrySnapshot:
         ).all()
     by_key: dict[tuple[uuid.UUID, str], list[Subscription]] = defaultdict(list)
     by_webhook: dict[uuid.UUID, Subscription] = {}
+    redaction.register_all(row.secret for row in rows)  # from now on masked in every log line
     for row in rows:
-        redaction.register(row.secret)  # known from now on: masked in every log line
         try:
             filters = parse_filters(row.filters if row.filters is not None else [])
         except InvalidFilter as exc:  # saved before validation existed: skip loudly

@@ -1,21 +1,23 @@
-"""The dispatcher in a process of its own, beside intake and the drain, sharing the spool.
+"""The dispatcher role in a process of its own, beside intake and the drain, sharing the spool.
 
 One core cannot do intake and dispatch at 500 events/s (about 2.3 ms of CPU per event), and
 every POST in intake's process shows up in intake's latency. So `relay serve` starts `relay
-dispatcher` as a child (`relay/child_process.py`: lifetime, restarts, stop). Wake-ups: intake
-writes a byte to a pipe per accepted event; the child reads the other end and looks for due
-deliveries at once (it still polls every second, so a lost byte costs at most that). EOF on
-the pipe means intake's process is gone: the child stops.
+dispatcher` as a child (`supervisor.py`: lifetime, restarts, stop). Wake-ups (`wakeup.py`):
+intake writes a byte to a pipe per accepted event, and the child looks for due deliveries at
+once (it still polls every second, so a lost byte costs at most that); EOF on that pipe means
+intake's process is gone: the child stops. The child writes a byte to the drain's pipe when
+an outcome completes a company's batch of log rows. Without pipes or a parent (`relay
+dispatcher` as a unit of its own) it polls, and lives as long as its supervisor says.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import anyio.to_thread
@@ -26,62 +28,86 @@ from relay.inbox.store import EventInbox
 from relay.registry.cache import Registry, keep_fresh
 from relay.runtime.heap import freeze_startup_heap
 from relay.runtime.supervisor import ChildProcess, become_child
+from relay.runtime.wakeup import send_wake
 from relay.runtime.wiring import open_database, open_spool
 from relay.settings import RelaySettings
+from spool import DurableQueue, wake_on_full_batches
 
 log = logging.getLogger(__name__)
 
 
-class DispatcherProcess:
-    """Parent side: `relay dispatcher` as a supervised child, and its wake-up pipe."""
-
-    def __init__(self, settings: RelaySettings, *, metrics_directory: Path) -> None:
-        self._read_fd, self._write_fd = os.pipe()
-        os.set_blocking(self._write_fd, False)
-        self.child = ChildProcess(
-            "dispatcher",
-            ["dispatcher", "--wake-fd", str(self._read_fd)],
-            metrics_directory=metrics_directory,
-            stop_deadline=settings.shutdown_grace_seconds,
-            pass_fds=(self._read_fd,),
-        )
-
-    def wake(self) -> None:
-        """An event was accepted. Never blocks: with the pipe full, wake-ups are pending."""
-        with contextlib.suppress(BlockingIOError):
-            os.write(self._write_fd, b"\1")
-
-    async def start(self) -> None:
-        await self.child.start()
-
-    async def stop(self) -> None:
-        await self.child.stop()
-        os.close(self._write_fd)
-        os.close(self._read_fd)
+def delivery_worker(
+    settings: RelaySettings,
+    inbox: EventInbox,
+    outbox: DurableQueue,
+    registry: Registry,
+    *,
+    drain_wake_fd: int | None,
+) -> DeliveryWorker:
+    """The dispatcher role's worker; it wakes the drain (through the pipe's `drain_wake_fd`)
+    when an outcome's log row completes a company's batch."""
+    worker = DeliveryWorker(settings, inbox, outbox, registry)
+    if drain_wake_fd is not None:
+        wake_on_full_batches(outbox, settings.batch_size, partial(send_wake, drain_wake_fd))
+    return worker
 
 
-def run_dispatcher(settings: RelaySettings, *, wake_fd: int, parent_pid: int) -> None:
-    """Child side (`relay dispatcher`): deliver until SIGTERM or the parent's end."""
-    become_child(parent_pid, settings.background_nice)
+def dispatcher_child(
+    settings: RelaySettings, *, metrics_directory: Path, wake_fd: int, drain_wake_fd: int
+) -> ChildProcess:
+    """Parent side: `relay dispatcher` as a supervised child, with the read end of intake's
+    wake-up pipe (`wake_fd`) and the write end of the drain's (`drain_wake_fd`)."""
+    return ChildProcess(
+        "dispatcher",
+        ["dispatcher", "--wake-fd", str(wake_fd), "--drain-wake-fd", str(drain_wake_fd)],
+        metrics_directory=metrics_directory,
+        stop_deadline=settings.shutdown_grace_seconds,
+        pass_fds=(wake_fd, drain_wake_fd),
+    )
+
+
+def run_dispatcher(
+    settings: RelaySettings,
+    *,
+    wake_fd: int | None = None,
+    drain_wake_fd: int | None = None,
+    parent_pid: int | None = None,
+) -> None:
+    """`relay dispatcher`: deliver until SIGTERM/SIGINT, or until intake's pipe (`wake_fd`)
+    ends.
+
+    As `relay serve`'s child (`parent_pid`) it dies with its parent, yields the CPU, and
+    skips the integrity check that intake's process made a moment ago.
+    """
+    if parent_pid is not None:
+        become_child(parent_pid, settings.background_nice)
     try:
-        asyncio.run(_serve_deliveries(settings, wake_fd))
+        asyncio.run(
+            _serve_deliveries(settings, wake_fd, drain_wake_fd, check_integrity=parent_pid is None)
+        )
     except DispatcherBusyError as exc:
         raise StartupError(str(exc)) from exc
 
 
-async def _serve_deliveries(settings: RelaySettings, wake_fd: int) -> None:
-    # Intake opened (and checked) the spool a moment ago: skip the second full read.
-    spool, outbox = open_spool(settings, check_integrity=False)
+async def _serve_deliveries(
+    settings: RelaySettings,
+    wake_fd: int | None,
+    drain_wake_fd: int | None,
+    *,
+    check_integrity: bool,
+) -> None:
+    spool, outbox = open_spool(settings, check_integrity=check_integrity)
     engine = open_database(settings)
     try:
         inbox = EventInbox(spool, idempotency_window=timedelta(hours=settings.idempotency_hours))
         registry = Registry(engine)
-        worker = DeliveryWorker(settings, inbox, outbox, registry)
+        worker = delivery_worker(settings, inbox, outbox, registry, drain_wake_fd=drain_wake_fd)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        loop.add_reader(wake_fd, _on_wake_bytes, wake_fd, worker, stop)
+        if wake_fd is not None:
+            loop.add_reader(wake_fd, _on_wake_bytes, wake_fd, worker, stop)
         await anyio.to_thread.run_sync(registry.refresh)
         refresher = asyncio.create_task(
             keep_fresh(
@@ -94,7 +120,8 @@ async def _serve_deliveries(settings: RelaySettings, wake_fd: int) -> None:
         log.info("dispatcher running (pid %d)", os.getpid())
         freeze_startup_heap("dispatcher")
         await stop.wait()
-        loop.remove_reader(wake_fd)
+        if wake_fd is not None:
+            loop.remove_reader(wake_fd)
         await worker.stop()
         refresher.cancel()
         await asyncio.gather(refresher, return_exceptions=True)

@@ -14,8 +14,9 @@ import logging
 import signal
 import socket
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
+from enum import Enum
 from pathlib import Path
 from types import FrameType
 from typing import Protocol
@@ -32,18 +33,19 @@ from relay.intake.app import IntakeState, create_intake_app
 from relay.intake.batching import AcceptBatcher
 from relay.ops.health import Readiness
 from relay.ops.metrics import (
-    DrainMetrics,
     SpoolCollector,
     exposition_registry,
-    multiprocess_directory,
+    fresh_metrics_directory,
+    shared_metrics_directory,
 )
 from relay.ops.routes import ops_routes
 from relay.registry.cache import Registry, keep_fresh
-from relay.runtime.dispatcher_process import DispatcherProcess
-from relay.runtime.drain_process import stop_drain
+from relay.runtime.dispatcher_process import delivery_worker, dispatcher_child
+from relay.runtime.drain_process import DrainRole, drain_child
 from relay.runtime.heap import freeze_startup_heap
 from relay.runtime.supervisor import ChildProcess
-from relay.runtime.wiring import execution_drainer, open_database, open_spool
+from relay.runtime.wakeup import WakePipe
+from relay.runtime.wiring import open_database, open_spool
 from relay.settings import RelaySettings
 from spool import DrainScheduler, utc_now
 
@@ -80,30 +82,51 @@ class BackgroundPart(Protocol):
     async def stop(self) -> None: ...
 
 
-class InProcessDrain:
-    """The drain job in this process (tests, `relay demo`)."""
+class Layout(Enum):
+    """Where the dispatcher and drain roles run, beside intake."""
 
-    def __init__(self, scheduler: DrainScheduler, settings: RelaySettings) -> None:
-        self.scheduler, self._settings = scheduler, settings
+    IN_PROCESS = "in this process"  # tests, `relay demo`
+    CHILDREN = "in child processes"  # `relay serve`
+    INTAKE_ONLY = "elsewhere"  # `relay serve --intake-only`: units of their own
+
+
+class InProcessDrain:
+    """The drain role in this process (tests, `relay demo`): started and flushed from the
+    event loop, its upkeep in a thread of its own."""
+
+    def __init__(self, settings: RelaySettings, *, wake_fd: int) -> None:
+        # Intake opened (and checked) the spool a moment ago.
+        self.role = DrainRole(settings, threading.Event(), wake_fd=wake_fd, check_integrity=False)
+        self._upkeep = threading.Thread(target=self.role.keep_up, name="drain-upkeep", daemon=True)
+
+    @property
+    def scheduler(self) -> DrainScheduler:
+        return self.role.scheduler
 
     async def start(self) -> None:
-        self.scheduler.start()
+        await anyio.to_thread.run_sync(self.role.start)
+        self._upkeep.start()
 
     async def stop(self) -> None:
-        await anyio.to_thread.run_sync(stop_drain, self.scheduler, self._settings)
+        self.role.stopping.set()
+        if self._upkeep.ident is not None:
+            await anyio.to_thread.run_sync(self._upkeep.join)
+        await anyio.to_thread.run_sync(self.role.stop)
 
 
 class RelayService:
     """Owns every long-lived part of a running relay.
 
-    Deliveries and the drain run in this process (tests, `relay demo`), or, with
-    `separate_processes` (`relay serve`), in two children, `relay dispatcher` and `relay
-    drain`: intake keeps a core and a GIL to itself, and the drain does not slow the
-    dispatcher down. They start in order and stop in order: the dispatcher's last outcomes
-    are in the spool before the drain's final flush.
+    Intake runs here; the dispatcher and drain roles run beside it as the `layout` says: in
+    this process (tests, `relay demo`), in two children, `relay dispatcher` and `relay drain`
+    (`relay serve`: intake keeps a core and a GIL to itself, and the drain does not slow the
+    dispatcher down), or as units of their own (`--intake-only`). They start in order and stop
+    in order: the dispatcher's last outcomes are in the spool before the drain's final flush.
+    The drain is woken through a pipe in every layout but the last, in this process as across
+    processes.
     """
 
-    def __init__(self, settings: RelaySettings, *, separate_processes: bool = False) -> None:
+    def __init__(self, settings: RelaySettings, *, layout: Layout = Layout.IN_PROCESS) -> None:
         self.settings = settings
         self.spool, self.outbox = open_spool(settings)
         self.inbox = EventInbox(
@@ -114,35 +137,38 @@ class RelayService:
         self.worker: DeliveryWorker | None = None
         self.drain: InProcessDrain | None = None
         self.children: list[ChildProcess] = []
-        self.parts: list[BackgroundPart]
-        child_metrics: Path | None = None
-        if separate_processes:
-            child_metrics = multiprocess_directory(settings.spool_path)
-            dispatcher = DispatcherProcess(settings, metrics_directory=child_metrics)
-            drain = ChildProcess(
-                "drain",
-                ["drain"],
-                metrics_directory=child_metrics,
-                stop_deadline=settings.shutdown_flush_seconds,
-            )
-            self.children = [dispatcher.child, drain]
-            self.parts = [dispatcher, drain]
-            wake = dispatcher.wake
-        else:
-            self.worker = DeliveryWorker(settings, self.inbox, self.outbox, self.registry)
-            self.drain = InProcessDrain(
-                DrainScheduler(
-                    execution_drainer(self.outbox, self.engine, settings),
-                    interval_seconds=settings.drain_interval_seconds,
-                    on_cycle=DrainMetrics().record,
+        self.parts: list[BackgroundPart] = []
+        self.pipes: list[WakePipe] = []
+        wake: Callable[[], None] = _polled_anyway
+        role_metrics: Path | None = None
+        if layout is Layout.CHILDREN:
+            role_metrics = fresh_metrics_directory(settings.spool_path)
+            dispatcher_wakes, drain_wakes = WakePipe(), WakePipe()
+            self.pipes = [dispatcher_wakes, drain_wakes]
+            self.children = [
+                dispatcher_child(
+                    settings,
+                    metrics_directory=role_metrics,
+                    wake_fd=dispatcher_wakes.read_fd,
+                    drain_wake_fd=drain_wakes.write_fd,
                 ),
-                settings,
+                drain_child(settings, metrics_directory=role_metrics, wake_fd=drain_wakes.read_fd),
+            ]
+            self.parts = list(self.children)
+            wake = dispatcher_wakes.wake
+        elif layout is Layout.IN_PROCESS:
+            drain_wakes = WakePipe()
+            self.pipes = [drain_wakes]
+            self.worker = delivery_worker(
+                settings, self.inbox, self.outbox, self.registry, drain_wake_fd=drain_wakes.write_fd
             )
+            self.drain = InProcessDrain(settings, wake_fd=drain_wakes.read_fd)
             self.parts = [self.worker, self.drain]
             wake = self.worker.wake
+        else:
+            role_metrics = shared_metrics_directory(settings.spool_path)
         self.metrics = exposition_registry(
-            SpoolCollector(self.spool, self.inbox.queue, self.outbox),
-            child_directory=child_metrics,
+            SpoolCollector(self.spool, self.inbox.queue, self.outbox), role_directory=role_metrics
         )
         token = settings.intake_token.get_secret_value() if settings.intake_token else None
         self.intake = IntakeState(
@@ -204,6 +230,8 @@ class RelayService:
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
+        for pipe in self.pipes:
+            pipe.close()
         self.intake.accepts.close()
         self.spool.close()
         self.engine.dispose()
@@ -250,10 +278,15 @@ class _RelayServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def serve(settings: RelaySettings, host: str, port: int) -> None:
-    """Run the relay until SIGTERM/SIGINT."""
+def _polled_anyway() -> None:
+    """No dispatcher to wake here: it runs as a unit of its own, and polls every second."""
+
+
+def serve(settings: RelaySettings, host: str, port: int, *, intake_only: bool = False) -> None:
+    """Run the relay until SIGTERM/SIGINT; with `intake_only`, without its dispatcher and
+    drain (each runs as a unit of its own)."""
     check_bind_address(host, settings.intake_token is not None)
-    service = RelayService(settings, separate_processes=True)
+    service = RelayService(settings, layout=Layout.INTAKE_ONLY if intake_only else Layout.CHILDREN)
     config = uvicorn.Config(
         service.app,
         host=host,

@@ -57,18 +57,23 @@ def execution_drainer(queue: DurableQueue, engine: Engine, settings: RelaySettin
     return Drainer(queue, ExecutionLogSink(engine), settings.drain_policy())
 
 
-@contextmanager
-def execution_log(
-    settings: RelaySettings, *, check_integrity: bool = True
-) -> Iterator[ExecutionLog]:
-    """Open the spool and the database for draining; close both on exit."""
+def open_execution_log(settings: RelaySettings, *, check_integrity: bool = True) -> ExecutionLog:
+    """Open the spool and the database for draining (the caller closes the result)."""
     spool, queue = open_spool(settings, check_integrity=check_integrity)
     try:
         engine = open_database(settings)
     except BaseException:
         spool.close()
         raise
-    log = ExecutionLog(spool, queue, engine, execution_drainer(queue, engine, settings))
+    return ExecutionLog(spool, queue, engine, execution_drainer(queue, engine, settings))
+
+
+@contextmanager
+def execution_log(
+    settings: RelaySettings, *, check_integrity: bool = True
+) -> Iterator[ExecutionLog]:
+    """`open_execution_log`, closed on exit."""
+    log = open_execution_log(settings, check_integrity=check_integrity)
     try:
         yield log
     finally:

@@ -9,6 +9,7 @@ machine, so a broken guard fails these tests instead of sending packets to 10.x.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -30,7 +31,7 @@ from relay.delivery.transport.guard import (
     IPAddress,
     refusal_reason,
 )
-from relay.delivery.transport.network import AsyncioBackend
+from relay.delivery.transport.network import AsyncioBackend, PooledTransport
 from relay.demo.local_server import Receive, Scope, Send, read_body
 from relay.settings import RelaySettings
 from tests.relay.conftest import Parts, RunningReceiver, add_webhook
@@ -423,3 +424,60 @@ def test_a_cookie_set_with_a_redirect_is_not_sent_to_its_target(
     posts = receiver.receiver.on("/ok")
     assert len(posts) == 2
     assert [post.headers.get("cookie") for post in posts] == [None, None]
+
+
+# -- the refusal as an error of the network layer ---------------------------------------------
+
+
+def test_the_refusal_is_a_connect_error_of_httpcore_as_a_backend_must_raise(
+    connections: list[str],
+) -> None:
+    with pytest.raises(httpcore.ConnectError) as refused:
+        asyncio.run(GuardedBackend().connect_tcp("10.0.0.5", 443, timeout=5))
+    assert isinstance(refused.value, DestinationRefused)
+    assert connections == []
+
+
+def test_httpx_maps_the_refusal_like_any_failed_connect_and_the_clients_unwrap_it(
+    connections: list[str],
+) -> None:
+    """Under httpx the refusal arrives as httpx's own ConnectError, caused by it; the relay's
+    one way of sending hands the refusal itself to the dispatcher."""
+    url = "http://10.0.0.5:8080/hook"
+
+    async def through_httpx() -> BaseException:
+        transport = PooledTransport(
+            limits=httpx.Limits(max_connections=1),
+            ssl_context=ssl.create_default_context(),
+            backend=GuardedBackend(),
+        )
+        try:
+            await transport.handle_async_request(httpx.Request("POST", url))
+        except httpx.ConnectError as exc:
+            return exc
+        finally:
+            await transport.aclose()
+        raise AssertionError("not refused")
+
+    async def through_the_clients() -> BaseException:
+        clients = HostClients(connections_per_host=1, allow_private_destinations=False)
+        try:
+            async with clients.send("http://10.0.0.5:8080", httpx.Request("POST", url)):
+                pass
+        except DestinationRefused as exc:
+            return exc
+        finally:
+            await clients.aclose()
+        raise AssertionError("not refused")
+
+    mapped = asyncio.run(through_httpx())
+    assert type(mapped) is httpx.ConnectError
+    assert isinstance(mapped.__cause__, DestinationRefused)
+    assert (
+        str(mapped)
+        == str(mapped.__cause__)
+        == f"destination refused: 10.0.0.5 is a private address {HINT}"
+    )
+    refused = asyncio.run(through_the_clients())
+    assert str(refused).startswith("destination refused: 10.0.0.5 is a private address")
+    assert connections == []

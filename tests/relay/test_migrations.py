@@ -19,6 +19,7 @@ from alembic.migration import MigrationContext
 from relay.db import migrations
 from relay.db.engine import make_engine
 from relay.db.schema import metadata
+from tests.faults.harness import relay_env
 from tests.support.pg_cluster import PgCluster
 
 TABLES = {"companies", "events", "webhooks", "webhook_events", "webhook_executions"}
@@ -103,3 +104,21 @@ def test_plain_alembic_command_reads_relay_database_url(pg_cluster: PgCluster) -
         timeout=60,
     )
     assert table_names(url) == TABLES
+
+
+def test_relay_migrate_prints_its_progress_but_not_alembics_plugin_setup(tmp_path: Path) -> None:
+    """Read from a real `relay migrate`: alembic sets its plugins up once per process, as it
+    is imported, so only a fresh process shows what every start of the relay prints."""
+    env = relay_env(f"sqlite:///{tmp_path / 'db' / 'relay.db'}", tmp_path / "spool" / "spool.db")
+    result = subprocess.run(
+        [Path(sys.executable).with_name("relay"), "migrate"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "INFO alembic.runtime.migration: Running upgrade  -> 0001" in result.stderr
+    assert "INFO alembic.runtime.migration: Running upgrade 0001 -> 0002" in result.stderr
+    assert "alembic.runtime.plugins" not in result.stderr
+    assert "database migrated to head" in result.stdout

@@ -1,5 +1,6 @@
 """The operator's endpoints on a real relay: /healthz, /readyz through a PostgreSQL outage
-and a full spool, and /metrics moving as deliveries, retries, drains and intake answers say.
+and a full spool, and /metrics moving as deliveries, retries, drains and intake answers say,
+with every listed series there from the start (in-process, and on a real `relay serve`).
 
 Counters are process-wide (several relays run in this test process), so each test compares
 what it reads before and after its own scenario.
@@ -8,11 +9,14 @@ what it reads before and after its own scenario.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 
+from tests.faults.harness import RelayProcess, relay_env
 from tests.relay.conftest import (
     RunningReceiver,
     RunningRelay,
@@ -22,16 +26,54 @@ from tests.relay.conftest import (
 from tests.support.pg_cluster import PgCluster
 from tests.support.waiting import eventually
 
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+Series = tuple[str, tuple[tuple[str, str], ...]]
+Samples = dict[Series, float]
 
 
-def scrape(relay: RunningRelay) -> Samples:
+def _histogram(name: str) -> list[Series]:
+    return [(f"{name}_count", ()), (f"{name}_sum", ()), (f"{name}_bucket", (("le", "+Inf"),))]
+
+
+# Every counter and histogram of the README's metrics table (and the drain-failure gauge the
+# alerts read), with each label value known up front.
+LISTED_SERIES: list[Series] = [
+    ("relay_drain_rows_total", ()),
+    ("relay_drain_batches_total", ()),
+    *_histogram("relay_drain_seconds"),
+    ("relay_db_transactions_total", ()),
+    *[("relay_db_errors_total", (("error_class", c),)) for c in ("transient", "record", "config")],
+    ("relay_drain_failing_since_timestamp_seconds", ()),
+    *[
+        ("relay_deliveries_total", (("outcome", o),))
+        for o in ("success", "retry", "failed", "dropped")
+    ],
+    *_histogram("relay_delivery_seconds"),
+    ("relay_retries_scheduled_total", ()),
+    *[
+        ("relay_intake_responses_total", (("code", c),))
+        for c in ("202", "400", "401", "404", "405", "413", "415", "422", "503")
+    ],
+]
+
+
+class Served(Protocol):
+    """A relay under test, in-process or a process of its own: where it listens."""
+
+    @property
+    def url(self) -> str: ...
+
+
+def metrics_page(relay: Served) -> str:
     answer = httpx.get(f"{relay.url}/metrics", timeout=10)
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")
+    return answer.text
+
+
+def scrape(relay: Served) -> Samples:
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(answer.text)
+        for family in text_string_to_metric_families(metrics_page(relay))
         for sample in family.samples
     }
 
@@ -135,3 +177,35 @@ def test_readyz_says_when_the_spool_is_full(
     answer = ready(relay)
     assert answer.status_code == 503
     assert any("the spool is full" in p for p in answer.json()["problems"])
+
+
+def test_every_listed_series_is_exported_before_anything_happened(
+    start_relay: Callable[..., RunningRelay],
+) -> None:
+    samples = scrape(start_relay())
+    assert [series for series in LISTED_SERIES if series not in samples] == []
+
+
+def test_a_fresh_relay_serve_exports_every_listed_series_at_zero(
+    pg_url: str, pg_engine: Engine, tmp_path: Path
+) -> None:
+    """The three-process relay: at once (its children may still be starting, with no metric
+    files yet), and once both children count into their files."""
+    relay = RelayProcess(relay_env(pg_url, tmp_path / "spool.db"), tmp_path / "relay.log")
+    relay.start()
+    try:
+        at_start = scrape(relay)
+        assert {s: at_start.get(s) for s in LISTED_SERIES} == dict.fromkeys(LISTED_SERIES, 0.0)
+        assert eventually(
+            lambda: all(
+                line in relay.log_since_start() for line in ("dispatcher running", "drain running")
+            ),
+            timeout=60,
+        ), relay.log_since_start()
+        page = metrics_page(relay)
+        counted = scrape(relay)
+        assert {s: counted.get(s) for s in LISTED_SERIES} == dict.fromkeys(LISTED_SERIES, 0.0)
+        types = [line for line in page.splitlines() if line.startswith("# TYPE")]
+        assert len(types) == len(set(types)), "a family is exported twice"
+    finally:
+        relay.stop_cleanly()

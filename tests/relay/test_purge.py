@@ -16,8 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from relay.cli.purge import purge_phone
-from relay.cli.support import CommandError
+from relay.execution_log.purge import PurgeError, purge_phone
 from relay.execution_log.sink import ExecutionLogSink
 from relay.runtime.wiring import EXECUTION_LOG_QUEUE
 from spool import Drainer, DrainPolicy, DurableQueue, Outcome, SpoolDatabase, SpoolRecord
@@ -175,7 +174,7 @@ def test_purge_gives_up_when_a_drain_keeps_the_lock(
     drain.start()
     try:
         assert gated.entered.wait(30)
-        with pytest.raises(CommandError, match=r"drain\.lock after 0\.2 s; nothing was purged"):
+        with pytest.raises(PurgeError, match=r"drain\.lock after 0\.2 s; nothing was purged"):
             purge_phone(spread, pg_engine, ALICE, wait_seconds=0.2)
     finally:
         gated.gate.set()

@@ -1,4 +1,6 @@
-"""The execution-log sink on real PostgreSQL: idempotent, event time kept, poison isolated."""
+"""The execution-log sink on real PostgreSQL: every field and the event time kept, poison
+isolated. Idempotence, all-or-nothing batches and classified errors are the sink contract
+(test_sink_contract.py), run on PostgreSQL and on SQLite."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from sqlalchemy import Engine
 from relay.execution_log.record import ExecutionResult
 from relay.execution_log.sink import ExecutionLogSink
 from spool import Drainer, DrainPolicy, DurableQueue, Outcome, RecordSinkError
-from tests.support.relay_data import append_results, assert_logged_once, logged_ids, make_result
+from tests.support.relay_data import append_results, assert_logged_once, make_result
 
 
 def all_records(queue: DurableQueue):  # type: ignore[no-untyped-def]
@@ -39,17 +41,6 @@ def test_rows_carry_every_field_and_the_event_time(
     assert row["request_payload"] == json.loads(result.request_payload)
     assert (row["status"], row["response_status"], row["attempt"]) == ("success", 200, 1)
     assert row["event_type"] == "call-history-was-created"
-
-
-def test_writing_the_same_records_twice_stores_them_once(
-    outbox: DurableQueue, sink: ExecutionLogSink, pg_engine: Engine
-) -> None:
-    ids = append_results(outbox, uuid.uuid4(), 30)
-    records = all_records(outbox)
-    sink.write(records)
-    sink.write(records)
-    sink.write(records[:7])
-    assert_logged_once(pg_engine, ids)
 
 
 def test_failed_attempts_without_a_response_log_null_status(
@@ -142,21 +133,6 @@ def test_a_server_side_record_error_is_found_by_bisection(
     assert 1 < report.transactions <= 8  # log2(64) halves, each good half one commit
     assert_logged_once(pg_engine, good)
     assert "out of range" in outbox.dead_letters()[0].error
-
-
-def test_two_bad_rows_in_one_batch_are_both_isolated(
-    outbox: DurableQueue, sink: ExecutionLogSink, pg_engine: Engine
-) -> None:
-    company = uuid.uuid4()
-    good = append_results(outbox, company, 10)
-    for kind in ("int out of range (server-side only)", "nul byte"):
-        bad = poison(company, kind)
-        outbox.append(bad.spool_key(), bad.spool_payload())
-        good += append_results(outbox, company, 10)
-    report = Drainer(outbox, sink, DrainPolicy()).drain_once(force=True)
-    assert (report.rows_written, report.dead_lettered) == (30, 2)
-    assert_logged_once(pg_engine, good)
-    assert len(logged_ids(pg_engine)) == 30
 
 
 def test_records_older_than_a_day_keep_their_time(

@@ -24,6 +24,7 @@ from spool import (
     SpoolRecord,
     drain_lock,
 )
+from spool.testing import InMemorySink
 
 HOLDER = """
 import fcntl, sys
@@ -51,12 +52,12 @@ def held_by_another_process(path: Path) -> Iterator[subprocess.Popen[str]]:
         holder.wait(30)
 
 
-class RecordingSink:
-    """Keeps what it is given, and whether the drain lock was free while it wrote."""
+class LockProbingSink(InMemorySink):
+    """The in-memory sink, noting whether the drain lock was free each time it wrote."""
 
     def __init__(self, lock_path: Path) -> None:
+        super().__init__()
         self.lock_path = lock_path
-        self.written: list[SpoolRecord] = []
         self.lock_was_free: list[bool] = []
 
     def write(self, records: Sequence[SpoolRecord]) -> None:
@@ -65,10 +66,10 @@ class RecordingSink:
         if free:
             probe.release()
         self.lock_was_free.append(free)
-        self.written.extend(records)
+        super().write(records)
 
 
-def drainer(queue: DurableQueue, sink: RecordingSink, wait: float = 0.0) -> Drainer:
+def drainer(queue: DurableQueue, sink: LockProbingSink, wait: float = 0.0) -> Drainer:
     policy = DrainPolicy(batch_size=1, max_age=timedelta(seconds=60))
     return Drainer(queue, sink, policy, lock_wait_seconds=wait)
 
@@ -121,7 +122,7 @@ def test_another_process_holding_the_lock_keeps_it_until_it_dies(tmp_path: Path)
 def test_a_drain_cycle_holds_the_lock_while_it_writes(spool_db: SpoolDatabase) -> None:
     queue = DurableQueue(spool_db, "outbox")
     queue.append("a", b"x")
-    sink = RecordingSink(drain_lock(spool_db).path)
+    sink = LockProbingSink(drain_lock(spool_db).path)
     report = drainer(queue, sink).drain_once(force=True)
     assert report.outcome is Outcome.WRITTEN
     assert sink.lock_was_free == [False]
@@ -133,12 +134,13 @@ def test_a_drain_cycle_is_skipped_while_another_process_holds_the_lock(
 ) -> None:
     queue = DurableQueue(spool_db, "outbox")
     queue.append("a", b"x")
-    sink = RecordingSink(drain_lock(spool_db).path)
+    sink = LockProbingSink(drain_lock(spool_db).path)
     drain = drainer(queue, sink, wait=0.1)
     with held_by_another_process(drain.lock.path):
         report = drain.drain_once(force=True)
         assert report.outcome is Outcome.LOCKED
-        assert sink.written == []
+        assert sink.attempts == 0
+        assert sink.records == []
         assert queue.stats().pending == 1
     assert drain.drain_once(force=True).outcome is Outcome.WRITTEN
     assert queue.stats().pending == 0

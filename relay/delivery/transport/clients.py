@@ -12,7 +12,7 @@ with a cookie jar that keeps nothing. Either way deliveries are stateless: a coo
 company's receiver sets is never sent with another company's POST to the same host.
 
 Every pool connects directly, through the SSRF guard unless private destinations are
-allowed (`relay/destinations.py`); proxies from the environment (HTTP_PROXY ...) are not
+allowed (`guard.py`); proxies from the environment (HTTP_PROXY ...) are not
 used, since a proxy would resolve the names where the guard cannot see them.
 """
 
@@ -24,7 +24,7 @@ from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpx
 
-from relay.delivery.transport.guard import GuardedBackend
+from relay.delivery.transport.guard import DestinationRefused, GuardedBackend
 from relay.delivery.transport.network import AsyncioBackend, PooledTransport
 from relay.settings import RelaySettings
 
@@ -62,13 +62,20 @@ class HostClients:
         """The response to `request`, its body still to be read, closed on leaving.
 
         `host` is `Delivery.host` (scheme, host and port); the request's timeout is taken
-        from its `timeout` extension, as httpx's transports do.
+        from its `timeout` extension, as httpx's transports do. Raises httpx's errors, or
+        `DestinationRefused` when the SSRF guard refused to connect (httpx wraps it in its
+        `ConnectError`; unwrapped here, it says which address and why).
         """
-        if self._follow_redirects:
-            response = await self._client(host).send(request, stream=True)
-        else:
-            response = await self._transport(host).handle_async_request(request)
-            response.request = request
+        try:
+            if self._follow_redirects:
+                response = await self._client(host).send(request, stream=True)
+            else:
+                response = await self._transport(host).handle_async_request(request)
+                response.request = request
+        except httpx.ConnectError as exc:
+            if isinstance(exc.__cause__, DestinationRefused):
+                raise exc.__cause__ from None
+            raise
         try:
             yield response
         finally:

@@ -23,7 +23,6 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_add
 
 import anyio
 import httpcore
-import httpx
 
 from relay.delivery.transport.network import AsyncioBackend
 
@@ -37,10 +36,13 @@ NAT64_PREFIX = IPv6Network("64:ff9b::/96")
 ALLOW_HINT = "set RELAY_ALLOW_PRIVATE_DESTINATIONS=true to allow"
 
 
-class DestinationRefused(httpx.ConnectError):
+class DestinationRefused(httpcore.ConnectError):
     """The destination is (or resolves to) an address the relay must not connect to.
 
-    A `ConnectError`, so every caller that handles "could not connect" handles this too.
+    Raised inside httpcore's connection pool, so it is one of httpcore's errors, as the pool
+    and httpx expect from a network backend: a failed connect, which httpx hands on as its
+    own `httpx.ConnectError` (caused by this one) and `HostClients.send` unwraps again, so
+    the dispatcher can log why the destination was refused.
     """
 
     def __init__(self, host: str, address: IPAddress, reason: str) -> None:

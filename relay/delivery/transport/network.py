@@ -230,8 +230,16 @@ class PooledTransport(httpx.AsyncHTTPTransport):
         backend: httpcore.AsyncNetworkBackend,
     ) -> None:
         super().__init__(verify=ssl_context, limits=limits)
-        # httpx 0.28 takes no network backend (encode/httpx#3749 proposes one), so the pool
-        # it just built is replaced by the same pool over `backend`.
+        # httpx takes no network backend (encode/httpx#3749 proposes one), so the pool it
+        # just built, in the private `_pool` it sends through, is replaced by the same pool
+        # over `backend`. Checked against the httpx and httpcore versions pyproject.toml pins
+        # (tests/relay/test_httpx_pin.py). Should a release rename the attribute, this would
+        # bypass `backend` (and with it the SSRF guard) without a word: refuse instead.
+        if not isinstance(getattr(self, "_pool", None), httpcore.AsyncConnectionPool):
+            raise RuntimeError(
+                f"httpx {httpx.__version__} no longer keeps its connection pool in `_pool`: "
+                "relay/delivery/transport/network.py cannot put its network backend under it"
+            )
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context,
             max_connections=limits.max_connections,

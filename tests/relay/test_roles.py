@@ -1,0 +1,142 @@
+"""The relay's roles as production runs them: `relay serve` with its dispatcher and drain
+children, and the three roles as units of their own (as systemd or Kubernetes runs them).
+
+Real processes on the suite's PostgreSQL, a real receiver on 127.0.0.1; every wait is a
+bounded poll for something observable.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+
+from relay.ops.metrics import MULTIPROCESS_ENV
+from tests.faults.harness import RELAY_BIN, RelayProcess, free_port, relay_env, spool_state
+from tests.relay.conftest import RunningReceiver, add_company, add_webhook
+from tests.relay.test_operations import scrape
+from tests.support.relay_data import logged_ids, sample_event
+from tests.support.waiting import eventually
+
+HOURS = str(2 * 3600)  # a drain interval and row age no test waits for
+
+
+def post(url: str, company: object, n: int) -> None:
+    body = {"company_id": str(company), "event": "call-history-was-created", "data": sample_event()}
+    answer = httpx.post(f"{url}/v1/events", json=body | {"id": f"role-{n}"}, timeout=10)
+    assert answer.status_code == 202, answer.text
+
+
+def test_the_dispatchers_fiftieth_log_row_wakes_the_drain_process(
+    pg_url: str, pg_engine: Engine, tmp_path: Path, receiver: RunningReceiver
+) -> None:
+    """The drain polls every two hours and waits two hours for a young row: only the wake-up
+    through the pipe from the dispatcher process can bring 50 rows to PostgreSQL now."""
+    company = add_company(pg_engine)
+    add_webhook(pg_engine, company, f"{receiver.url}/ok")
+    env = relay_env(
+        pg_url,
+        tmp_path / "spool.db",
+        RELAY_DRAIN_INTERVAL_SECONDS=HOURS,
+        RELAY_MAX_AGE_SECONDS=HOURS,
+    )
+    relay = RelayProcess(env, tmp_path / "relay.log").start()
+    try:
+        # The drain's start-up run is over: it cannot be what drains the rows below.
+        assert eventually(lambda: "drain running" in relay.log_since_start(), timeout=60)
+        for n in range(49):
+            post(relay.url, company, n)
+        assert eventually(lambda: spool_state(relay.spool_path).outbox == 49, timeout=60)
+        assert logged_ids(pg_engine) == []  # 49 rows: not a batch, nothing woke the drain
+
+        post(relay.url, company, 49)
+        assert eventually(lambda: len(logged_ids(pg_engine)) == 50, timeout=30)
+        assert scrape(relay)[("relay_drain_batches_total", ())] == 1
+    finally:
+        relay.stop_cleanly()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str
+
+
+class Unit:
+    """One `relay ...` command run on its own, as a service manager runs it: no parent
+    relay, no pipes; its output goes to a log file."""
+
+    def __init__(self, arguments: Sequence[str], env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        with log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [RELAY_BIN, *arguments], env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL
+            )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_line(self, text: str) -> None:
+        assert eventually(
+            lambda: text in self.log() or self.process.poll() is not None, timeout=60
+        ), self.log()
+        assert self.process.poll() is None, self.log()
+
+    def terminate(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(60)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(30)
+
+
+@pytest.fixture
+def units() -> Iterator[list[Unit]]:
+    """Units started by a test; SIGKILLed at teardown if still running."""
+    started: list[Unit] = []
+    yield started
+    for unit in started:
+        unit.kill()
+
+
+def test_the_three_roles_run_as_units_of_their_own(
+    pg_url: str, pg_engine: Engine, tmp_path: Path, receiver: RunningReceiver, units: list[Unit]
+) -> None:
+    """`relay serve --intake-only`, `relay dispatcher` and `relay drain`, none started by
+    another: the dispatcher (no arguments) polls the inbox and delivers, the drain writes the
+    log row, intake's /metrics shows what the roles count, and each stops on SIGTERM with 0."""
+    company = add_company(pg_engine)
+    add_webhook(pg_engine, company, f"{receiver.url}/ok")
+    spool_path = tmp_path / "spool.db"
+    env = relay_env(pg_url, spool_path)
+    port = free_port()
+    intake = Unit(["serve", "--intake-only", "--port", str(port)], env, tmp_path / "intake.log")
+    units.append(intake)
+    intake.wait_for_line("Uvicorn running")  # it has made the roles' metrics directory
+    roles_env = env | {MULTIPROCESS_ENV: f"{spool_path}.metrics"}
+    dispatcher = Unit(["dispatcher"], roles_env, tmp_path / "dispatcher.log")
+    drain = Unit(["drain"], roles_env, tmp_path / "drain.log")
+    units += [dispatcher, drain]
+    dispatcher.wait_for_line("dispatcher running")
+    drain.wait_for_line("drain running")
+    url = f"http://127.0.0.1:{port}"
+    assert httpx.get(f"{url}/readyz", timeout=30).json() == {"ready": True}
+
+    post(url, company, 0)
+    assert eventually(lambda: len(receiver.receiver.on("/ok")) == 1, timeout=30)
+    assert eventually(lambda: len(logged_ids(pg_engine)) == 1, timeout=30)  # row age: 1 s
+    samples = scrape(Endpoint(url))
+    assert samples[("relay_deliveries_total", (("outcome", "success"),))] == 1
+    assert samples[("relay_drain_rows_total", ())] == 1
+
+    assert dispatcher.terminate() == 0, dispatcher.log()
+    assert drain.terminate() == 0, drain.log()
+    assert intake.terminate() == 0, intake.log()
+    assert len(receiver.receiver.on("/ok")) == 1
