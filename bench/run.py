@@ -329,13 +329,14 @@ def _search_details(report: Report, search: SearchResult) -> None:
         "its own ids, number and time, evenly over the last 60 days and 100 companies, 2,000 "
         "numbers per company), then VACUUM ANALYZE; the spool holds "
         f"{search.pending:,} rows of the last minute. Each shape runs after 5 unmeasured "
-        "warm-up runs, alternating with its baseline on the same choices (drawn from a fixed "
-        "seed): by phone, a number with rows in the last week, the relay's first page (the "
-        "default window, keyset order, pending rows merged) against the design note's query "
-        "for a number; company page, every page of a company's last week by cursor against "
-        "the same page by OFFSET; stats, `stats()` of one day against the design note's "
-        "monitoring query over the whole table. Latencies are wall time in this process, "
-        "p99 by nearest rank."
+        "warm-up runs, in turn with its baseline on the same choice (drawn from a fixed seed; "
+        "which goes first rotates, so neither always finds caches warmed by the other). By "
+        "phone: a number with rows in the last week, the relay's first page (the default "
+        "window, keyset order, pending rows merged), and the same over an empty spool, "
+        "against the design note's query for a number. Company page: every page of a "
+        "company's last week by cursor, against the same page by OFFSET. Stats: `stats()` of "
+        "one day against the design note's monitoring query over the whole table. Latencies "
+        "are wall time in this process, p99 by nearest rank."
     )
     report.details += ["", "### Executions search", ""]
     report.details.append(

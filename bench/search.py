@@ -5,7 +5,8 @@ The log is filled with `rows` rows shaped like the real event (the request bodie
 over the last `SPREAD_DAYS` days and 100 companies, COPYed in, then VACUUM ANALYZEd; the
 spool holds `pending` rows of the last minute, as a busy relay's does. Each query shape runs
 `runs` times (after a few unmeasured warm-up runs), with choices drawn from a fixed seed,
-side by side with a baseline on the same data:
+in turn with a baseline on the same choice (which one goes first rotates, so neither always
+finds the caches warmed by the other):
 
 - by phone: `search_executions(phone=...)`, the relay's search (a window of the last week,
   keyset order, the spool's pending rows merged in) against the original design's query
@@ -27,7 +28,7 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence, Sized
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,7 +43,7 @@ from bench.writers import COPY_SQL
 from relay.db.engine import make_engine
 from relay.execution_log.record import ExecutionRow
 from relay.execution_log.retention import Month
-from relay.execution_log.search import ExecutionQuery, search_executions
+from relay.execution_log.search import ExecutionQuery, Page, search_executions
 from relay.execution_log.stats import stats
 from spool import DurableQueue
 
@@ -155,36 +156,9 @@ def run_search(
             table_bytes = _scalar(raw, TABLE_BYTES)
             phones = [rng.choice(log.recent_numbers) for _ in range(sizes.runs + WARM_UP)]
             shapes = (
-                _shape(
-                    "by phone, first page",
-                    "design note's SQL by number (every partition, no spool)",
-                    phones,
-                    lambda phone: (
-                        search_executions(
-                            engine, outbox, ExecutionQuery(phone=phone), clock=lambda: now
-                        ).items
-                    ),
-                    lambda phone: raw.execute(PHONE_SQL, (phone,)).fetchall(),
-                ),
-                _shape(
-                    PHONE_WITHOUT_SPOOL,
-                    "design note's SQL by number (every partition, no spool)",
-                    phones,
-                    lambda phone: (
-                        search_executions(
-                            engine, empty, ExecutionQuery(phone=phone), clock=lambda: now
-                        ).items
-                    ),
-                    lambda phone: raw.execute(PHONE_SQL, (phone,)).fetchall(),
-                ),
+                *_phone_shapes(engine, outbox, empty, raw, now, phones),
                 _pages(engine, outbox, raw, now, rng, sizes.runs),
-                _shape(
-                    STATS_SHAPE,
-                    "design note's monitoring SQL per company (whole table)",
-                    [now - timedelta(days=rng.uniform(1, 6)) for _ in range(STATS_RUNS + WARM_UP)],
-                    lambda day: stats(engine, since=day, until=day + timedelta(days=1)).companies,
-                    lambda _day: raw.execute(MONITORING_SQL).fetchall(),
-                ),
+                _stats_shape(engine, raw, now, rng),
             )
     finally:
         engine.dispose()
@@ -193,29 +167,52 @@ def run_search(
     return SearchResult(sizes.rows, sizes.pending, window_rows, fill_seconds, table_bytes, shapes)
 
 
-def _shape(
-    name: str,
-    baseline_name: str,
-    choices: Sequence[Any],
-    relay: Callable[[Any], Sequence[object]],
-    baseline: Callable[[Any], Sequence[object]],
-) -> Shape:
-    """Time the relay's read and the baseline's alternately on the same choices."""
-    relay_seconds: list[float] = []
-    baseline_seconds: list[float] = []
-    found = 0
-    for n, choice in enumerate(choices):
+def _in_turn(readers: Sequence[Callable[[], Sized]], turn: int) -> list[tuple[float, int]]:
+    """Run each reader once, the `turn`-th first (so none always finds the caches warmed by
+    the others); the seconds and rows of each, in the readers' order."""
+    timed: dict[int, tuple[float, int]] = {}
+    for step in range(len(readers)):
+        which = (turn + step) % len(readers)
         started = time.perf_counter()
-        found += len(relay(choice))
-        middle = time.perf_counter()
-        baseline(choice)
-        ended = time.perf_counter()
-        if n >= WARM_UP:
-            relay_seconds.append(middle - started)
-            baseline_seconds.append(ended - middle)
-    return Shape(
-        name, baseline_name, Latencies.of(relay_seconds), Latencies.of(baseline_seconds), found
-    )
+        rows = len(readers[which]())
+        timed[which] = (time.perf_counter() - started, rows)
+    return [timed[which] for which in range(len(readers))]
+
+
+def _phone_shapes(
+    engine: Engine,
+    outbox: DurableQueue,
+    empty: DurableQueue,
+    raw: psycopg.Connection[Any],
+    now: datetime,
+    phones: Sequence[str],
+) -> tuple[Shape, Shape]:
+    """The relay's search by number, with the spool's pending rows and with none, and the
+    design note's query, each run in turn on the same numbers."""
+
+    def search(spool: DurableQueue, phone: str) -> Sized:
+        query = ExecutionQuery(phone=phone)
+        return search_executions(engine, spool, query, clock=lambda: now).items
+
+    runs = [
+        _in_turn(
+            [
+                lambda p=phone: search(outbox, p),
+                lambda p=phone: search(empty, p),
+                lambda p=phone: raw.execute(PHONE_SQL, (p,)).fetchall(),
+            ],
+            n,
+        )
+        for n, phone in enumerate(phones)
+    ][WARM_UP:]
+    baseline = Latencies.of([run[2][0] for run in runs])
+    name = "design note's SQL by number (every partition, no spool)"
+
+    def shape(title: str, n: int) -> Shape:
+        relay = Latencies.of([run[n][0] for run in runs])
+        return Shape(title, name, relay, baseline, sum(run[n][1] for run in runs))
+
+    return shape("by phone, first page", 0), shape(PHONE_WITHOUT_SPOOL, 1)
 
 
 def _pages(
@@ -229,31 +226,56 @@ def _pages(
     """Walk companies' last week page by page: each page by cursor, and by OFFSET."""
     companies = company_ids(COMPANIES)
     since = now - timedelta(days=7)
-    relay_seconds: list[float] = []
-    baseline_seconds: list[float] = []
-    found = 0
-    while len(relay_seconds) < runs + WARM_UP:
+    timed: list[list[tuple[float, int]]] = []
+    while len(timed) < runs + WARM_UP:
         company = rng.choice(companies)
-        cursor = None
+        pages: list[Page] = []
         for number in range(1_000):  # bounded: a company has ~1,200 rows in the week
+            cursor = pages[-1].next_cursor if pages else None
             query = ExecutionQuery(company_id=company, since=since, until=now, cursor=cursor)
-            started = time.perf_counter()
-            page = search_executions(engine, outbox, query, clock=lambda: now)
-            middle = time.perf_counter()
-            raw.execute(OFFSET_SQL, (company, since, now, number * PAGE)).fetchall()
-            ended = time.perf_counter()
-            relay_seconds.append(middle - started)
-            baseline_seconds.append(ended - middle)
-            found += len(page.items)
-            cursor = page.next_cursor
-            if cursor is None or len(relay_seconds) >= runs + WARM_UP:
+
+            def by_cursor(q: ExecutionQuery = query, found: list[Page] = pages) -> Sized:
+                found.append(search_executions(engine, outbox, q, clock=lambda: now))
+                return found[-1].items
+
+            offset = (company, since, now, number * PAGE)
+            timed.append(
+                _in_turn(
+                    [by_cursor, lambda o=offset: raw.execute(OFFSET_SQL, o).fetchall()], number
+                )
+            )
+            if pages[-1].next_cursor is None or len(timed) >= runs + WARM_UP:
                 break
+    measured = timed[WARM_UP:]
     return Shape(
         "company page (pages of its last week, by cursor)",
         "the same pages by LIMIT 50 OFFSET n",
-        Latencies.of(relay_seconds[WARM_UP:]),
-        Latencies.of(baseline_seconds[WARM_UP:]),
-        found,
+        Latencies.of([run[0][0] for run in measured]),
+        Latencies.of([run[1][0] for run in measured]),
+        sum(run[0][1] for run in measured),
+    )
+
+
+def _stats_shape(
+    engine: Engine, raw: psycopg.Connection[Any], now: datetime, rng: random.Random
+) -> Shape:
+    days = [now - timedelta(days=rng.uniform(1, 6)) for _ in range(STATS_RUNS + WARM_UP)]
+    runs = [
+        _in_turn(
+            [
+                lambda d=day: stats(engine, since=d, until=d + timedelta(days=1)).companies,
+                lambda: raw.execute(MONITORING_SQL).fetchall(),
+            ],
+            n,
+        )
+        for n, day in enumerate(days)
+    ][WARM_UP:]
+    return Shape(
+        STATS_SHAPE,
+        "design note's monitoring SQL per company (whole table)",
+        Latencies.of([run[0][0] for run in runs]),
+        Latencies.of([run[1][0] for run in runs]),
+        sum(run[0][1] for run in runs),
     )
 
 
