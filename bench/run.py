@@ -41,6 +41,15 @@ from bench.retention import (
     run_retention,
     within_target,
 )
+from bench.search import (
+    FULL_SEARCH,
+    PHONE_WITHOUT_SPOOL,
+    QUICK_SEARCH,
+    STATS_SHAPE,
+    TARGET_P99_MS,
+    SearchResult,
+    run_search,
+)
 from bench.startup import FULL as STARTUP_FULL
 from bench.startup import QUICK as STARTUP_QUICK
 from bench.startup import THIS_RELAY, run_startup_bench
@@ -282,6 +291,66 @@ def _backlog_rows(report: Report, backlog: BacklogResult) -> None:
             Better.LOWER,
         )
     )
+
+
+def _search_rows(report: Report, search: SearchResult) -> None:
+    """p99 and p50 of each query shape against its baseline; the searches have a target."""
+    for shape in search.shapes:
+        targeted = shape.name not in (STATS_SHAPE, PHONE_WITHOUT_SPOOL)
+        name = f"Executions search, {search.rows:,} logged rows: {shape.name}"
+        report.add(
+            Row(
+                f"{name}: p99",
+                shape.relay.p99,
+                "ms",
+                f"{shape.baseline_name}: p99",
+                shape.baseline.p99,
+                f"p99 < {TARGET_P99_MS:g} ms" if targeted else "-",
+                at_most_value(TARGET_P99_MS) if targeted else None,
+                Better.LOWER,
+            )
+        )
+        report.add(
+            Row(
+                f"{name}: p50",
+                shape.relay.p50,
+                "ms",
+                f"{shape.baseline_name}: p50",
+                shape.baseline.p50,
+                better=Better.LOWER,
+            )
+        )
+
+
+def _search_details(report: Report, search: SearchResult) -> None:
+    report.notes.append(
+        f"Executions search (`bench/search.py`): {search.rows:,} rows COPYed into the "
+        "partitioned `webhook_executions` (the bodies of 2,000 generated rows, each row with "
+        "its own ids, number and time, evenly over the last 60 days and 100 companies, 2,000 "
+        "numbers per company), then VACUUM ANALYZE; the spool holds "
+        f"{search.pending:,} rows of the last minute. Each shape runs after 5 unmeasured "
+        "warm-up runs, in turn with its baseline on the same choice (drawn from a fixed seed; "
+        "which goes first rotates, so neither always finds caches warmed by the other). By "
+        "phone: a number with rows in the last week, the relay's first page (the default "
+        "window, keyset order, pending rows merged), and the same over an empty spool, "
+        "against the design note's query for a number. Company page: every page of a "
+        "company's last week by cursor, against the same page by OFFSET. Stats: `stats()` of "
+        "one day against the design note's monitoring query over the whole table. Latencies "
+        "are wall time in this process, p99 by nearest rank."
+    )
+    report.details += ["", "### Executions search", ""]
+    report.details.append(
+        f"- {search.rows:,} rows ({search.table_bytes / 1e6:,.0f} MB with indexes) filled in "
+        f"{search.fill_seconds:.0f} s; {search.window_rows:,} in the last week (the default "
+        f"window); {search.pending:,} pending in the spool."
+    )
+    for shape in search.shapes:
+        report.details.append(
+            f"- {shape.name}: {len(shape.relay.runs_ms)} runs, p50 {shape.relay.p50:.1f} ms, "
+            f"p99 {shape.relay.p99:.1f} ms, max {shape.relay.runs_ms[-1]:.1f} ms "
+            f"({shape.rows_found:,} rows found in all); {shape.baseline_name}: p50 "
+            f"{shape.baseline.p50:.1f} ms, p99 {shape.baseline.p99:.1f} ms."
+        )
 
 
 # -- prose ----------------------------------------------------------------------------------
@@ -607,6 +676,9 @@ def main(argv: list[str] | None = None) -> int:
         "--skip-backlog", action="store_true", help="skip the large-backlog measurement"
     )
     parser.add_argument(
+        "--skip-search", action="store_true", help="skip the executions-search measurement"
+    )
+    parser.add_argument(
         "--skip-startup", action="store_true", help="skip the start-up with many webhooks"
     )
     parser.add_argument("--keep", action="store_true", help="keep scratch files in bench/out")
@@ -619,6 +691,7 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Scratch()
     report = Report()
     backlog: BacklogResult | None = None
+    search: SearchResult | None = None
     try:
         _progress("generating rows")
         factory = RowFactory(COMPANIES, seed=1)
@@ -656,6 +729,11 @@ def main(argv: list[str] | None = None) -> int:
                     pg, scratch, sizes.backlog_rows, sizes.backlog_deadline_seconds
                 )
                 _backlog_rows(report, backlog)
+            if not args.skip_search:
+                search_sizes = QUICK_SEARCH if args.quick else FULL_SEARCH
+                _progress(f"executions search on {search_sizes.rows:,} logged rows")
+                search = run_search(pg.url, pg.conninfo, scratch, search_sizes)
+                _search_rows(report, search)
             machine = describe(OUT_DIR, pg.server_version())
     finally:
         if not args.keep:
@@ -672,6 +750,8 @@ def main(argv: list[str] | None = None) -> int:
     _io_details(details, io)
     if backlog is not None:
         _backlog_details(details, backlog)
+    if search is not None:
+        _search_details(report, search)
     _findings(report, probe, appends, drain, io, backlog)
     _retention_details(report, retention)
     service_section = ""

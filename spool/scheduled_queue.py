@@ -12,11 +12,14 @@ import sqlite3
 import uuid
 from collections.abc import Collection
 from datetime import datetime
+from functools import partial
 from typing import NamedTuple
 
 from spool.clock import Clock, from_micros, to_micros, utc_now
 from spool.database import SpoolDatabase
 from spool.queue import validate_queue_name
+
+_FIND_CHUNK = 500  # ids per statement, far below SQLite's bound-parameter limit
 
 
 class ScheduledItem(NamedTuple):
@@ -123,6 +126,26 @@ class ScheduledQueue:
                 [*params, limit],
             ).fetchall()
         )
+
+    def find(self, item_ids: Collection[str]) -> list[ScheduledItem]:
+        """The items with these ids, in enqueue order.
+
+        There is no index on `id`, on purpose: every enqueue would pay for it, and this is a
+        rare read. The table scan runs in SQLite without handing payloads to Python; the queue
+        holds only unfinished work, so it stays short (a few ms per 10,000 items)."""
+        wanted = sorted(set(item_ids))
+        found: list[ScheduledItem] = []
+        for start in range(0, len(wanted), _FIND_CHUNK):
+            found += self.db.read(partial(self._with_ids, wanted[start : start + _FIND_CHUNK]))
+        return sorted(found, key=lambda item: item.seq)
+
+    def _with_ids(self, ids: list[str], conn: sqlite3.Connection) -> list[ScheduledItem]:
+        rows = conn.execute(
+            f"""SELECT seq, id, key, payload, attempts, due_at, enqueued_at
+                FROM {self._table} WHERE id IN ({",".join("?" * len(ids))})""",
+            ids,
+        ).fetchall()
+        return [_item(row) for row in rows]
 
     def complete_in(self, conn: sqlite3.Connection, item: ScheduledItem) -> None:
         conn.execute(f"DELETE FROM {self._table} WHERE seq = ?", (item.seq,))

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from relay import __version__
 from relay.cli.accounts import add_account_commands
+from relay.cli.executions import add_execution_commands
 from relay.cli.purge import add_purge_command
 from relay.cli.registry import add_registry_commands
 from relay.cli.retention import add_retention_command
@@ -75,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     add_service_commands(commands)
     add_registry_commands(commands)
     add_account_commands(commands)
+    add_execution_commands(commands)  # after the registry's: it adds `webhooks recover`
     add_spool_commands(commands)
     add_purge_command(commands)
     add_retention_command(commands)

@@ -109,9 +109,13 @@ webhook_executions = sa.Table(
     sa.UniqueConstraint(
         "execution_id", "created_at", name="uq_webhook_executions_execution_id_created_at"
     ),
+    # Reading the log (alembic/versions/0004): each filter of a search leads an index that
+    # ends in the search's keyset order (created_at DESC, execution_id DESC).
     sa.Index(
         "idx_webhook_executions_phone_number",
         "phone_number",
+        sa.text("created_at DESC"),
+        sa.text("execution_id DESC"),
         postgresql_where=sa.text("phone_number IS NOT NULL"),
         sqlite_where=sa.text("phone_number IS NOT NULL"),
     ),
@@ -120,6 +124,26 @@ webhook_executions = sa.Table(
         "company_id",
         sa.text("created_at DESC"),
     ),
+    sa.Index(
+        "idx_webhook_executions_created",
+        sa.text("created_at DESC"),
+        sa.text("execution_id DESC"),
+        postgresql_include=["company_id", "status"],
+    ),
+    sa.Index(
+        "idx_webhook_executions_failed",
+        sa.text("created_at DESC"),
+        sa.text("execution_id DESC"),
+        postgresql_where=sa.text("status = 'failed'"),
+        sqlite_where=sa.text("status = 'failed'"),
+    ),
+    sa.Index(
+        "idx_webhook_executions_webhook_created",
+        "webhook_id",
+        sa.text("created_at DESC"),
+        sa.text("execution_id DESC"),
+    ),
+    sa.Index("idx_webhook_executions_message", "message_id", "created_at"),
 )
 
 # People and their API tokens (relay/accounts). A user limited to some companies lists their

@@ -318,8 +318,11 @@ class Dispatcher:
                 now=outcome.finished_at,
                 random_fraction=self._random_fraction(),
             )
-        record = self._execution(delivery, attempt, outcome)
-        _log_attempt(delivery, attempt, outcome, next_at)
+        # The retry budget counts this delivery's attempts; the log goes on numbering a
+        # message's attempts across resends.
+        logged_attempt = delivery.earlier_attempts + attempt
+        record = self._execution(delivery, logged_attempt, outcome)
+        _log_attempt(delivery, logged_attempt, outcome, next_at)
         result = "success" if outcome.success else "retry" if next_at else "failed"
         count_delivery(result, seconds=outcome.duration_ms / 1000, retry=next_at is not None)
         self._record(_Outcome(item, next_at, record))

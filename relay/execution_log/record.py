@@ -252,3 +252,12 @@ def logged_payload(body: str, max_bytes: int) -> str:
     return json.dumps(
         {"truncated": True, "size_bytes": len(raw), "sha256": hashlib.sha256(raw).hexdigest()}
     )
+
+
+def is_payload_stand_in(logged: object) -> bool:
+    """Whether a logged body (parsed) is the stand-in `logged_payload` keeps for a large one."""
+    return (
+        isinstance(logged, dict)
+        and logged.keys() == {"truncated", "size_bytes", "sha256"}
+        and logged["truncated"] is True
+    )

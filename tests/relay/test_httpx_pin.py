@@ -19,7 +19,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from relay.delivery.transport.network import AsyncioBackend, PooledTransport
-from tests.support.servers import Receiver, ThreadedServer
+from tests.support.receivers import Receiver, ThreadedServer
 
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 LIMITS = httpx.Limits(max_connections=1, max_keepalive_connections=1)
