@@ -78,6 +78,9 @@ def test_misbehaving_receivers_are_bounded_retried_on_schedule_and_logged_once(
             retry_schedule_seconds=",".join(map(str, SCHEDULE)),
             http_timeout_seconds=TIMEOUT,
         ).start()
+        # The load starts once deliveries can: the healthy webhook's lateness then measures
+        # how the others' misbehaviour holds it up, not the dispatcher process's start-up.
+        assert eventually(relay.dispatching, 60), relay.log_since_start()[-3000:]
         load = LoadGenerator(
             [lambda: relay.url], [company], rate=10, max_events=EVENTS, prefix="recv", threads=2
         ).start()

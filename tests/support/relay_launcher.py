@@ -151,6 +151,11 @@ class RelayProcess(RelayEndpoint):
             )
         return self
 
+    def dispatching(self) -> bool:
+        """Whether the dispatcher process of this start runs its loop (it says so in the log):
+        from then on deliveries start as soon as they are due."""
+        return "dispatcher running" in self.log_since_start()
+
     def log_since_start(self) -> str:
         if not self.log_path.exists():
             return ""
