@@ -197,7 +197,7 @@ def test_what_the_api_changes_a_running_relay_does(
     hook = create(api, company, url=f"{receiver.url}/ok/api", secret=True, filters={EVENT: PASSES})
     company_id = uuid.UUID(company)
 
-    assert eventually(lambda: relay.post(company_id).json()["deliveries"] == 1)
+    assert eventually(lambda: relay.post(company_id).json().get("deliveries") == 1)
     assert eventually(lambda: len(receiver.receiver.on("/ok/api")) >= 1)
     delivered = receiver.receiver.on("/ok/api")[0]
     Webhook(hook["secret"]).verify(delivered.body, delivered.headers)  # signed with it
@@ -207,12 +207,12 @@ def test_what_the_api_changes_a_running_relay_does(
         lambda: load_snapshot(pg_engine).webhooks[uuid.UUID(hook["id"])].secret == rotated
     )
     api.patch(f"/webhooks/{hook['id']}", {"filters": {EVENT: FAILS}})
-    assert eventually(lambda: relay.post(company_id).json()["deliveries"] == 0)
+    assert eventually(lambda: relay.post(company_id).json().get("deliveries") == 0)
     api.patch(f"/webhooks/{hook['id']}", {"filters": {EVENT: []}, "enabled": False})
     assert eventually(lambda: relay.service.registry.snapshot.webhooks == {})
-    assert relay.post(company_id).json()["deliveries"] == 0
+    assert relay.post(company_id).json().get("deliveries") == 0
     api.patch(f"/webhooks/{hook['id']}", {"enabled": True})
-    assert eventually(lambda: relay.post(company_id).json()["deliveries"] == 1)
+    assert eventually(lambda: relay.post(company_id).json().get("deliveries") == 1)
 
 
 def test_delete_is_soft(admin_api: Api, company: str, pg_engine: Engine) -> None:
