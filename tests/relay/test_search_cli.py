@@ -15,6 +15,7 @@ from relay.cli.main import main
 from relay.execution_log.sink import ExecutionLogSink
 from relay.runtime.wiring import EXECUTION_LOG_QUEUE
 from spool import Drainer, DrainPolicy, DurableQueue, SpoolDatabase
+from tests.support.logging_state import logging_restored
 from tests.support.relay_data import make_result
 
 COMPANY = uuid.uuid4()
@@ -46,7 +47,8 @@ def two_rows(pg_engine: Engine, spool_path: Path) -> list[str]:
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
+    with logging_restored():  # main configures the root logger on capsys's stream
+        code = main(list(args))
     out, err = capsys.readouterr()
     return code, out, err
 

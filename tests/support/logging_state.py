@@ -22,6 +22,9 @@ def logging_restored() -> Iterator[None]:
         for handler in root.handlers[:]:
             if handler not in handlers:
                 root.removeHandler(handler)
+        for handler in handlers:  # configure_logging replaces a handler of its own it finds
+            if handler not in root.handlers:
+                root.addHandler(handler)
         root.setLevel(level)
         for logger in _loggers():
             logger.setLevel(levels.get(logger.name, logging.NOTSET))
