@@ -43,6 +43,7 @@ import psutil
 
 from bench.common import bootstrap_interval
 from bench.report import publish
+from bench.service_api import api_reads, read_in_a_loop
 from bench.service_http import closed_loop, open_loop, per_host_loop
 from bench.service_stage import (
     Database,
@@ -180,6 +181,7 @@ class LatencyRun:
     relay_cpu: float
     postgres_cpu: float
     relay_exit: int | None
+    api_reads: dict[int, int] = field(default_factory=dict)  # status -> count; {} without reader
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,7 @@ class ServiceBenchResults:
     bursts: list[BurstRun] = field(default_factory=list)
     dispatch: list[DispatchRun] = field(default_factory=list)
     latency: LatencyRun | None = None
+    latency_with_api: LatencyRun | None = None
     seconds: float = 0.0
     other_cpu_seconds: float = 0.0  # CPU of processes outside the benchmark meanwhile
 
@@ -339,10 +342,12 @@ class ServiceBenchResults:
 
     def verdicts(self) -> dict[str, bool]:
         latency_ok = self.latency is not None and self.latency.p99_ms < P99_TARGET_MS
+        read = self.latency_with_api
         return {
             "logging": self.logging_ratio >= LOGGING_TARGET,
             "httpx": self.httpx_ratio >= HTTPX_TARGET,
             "latency": latency_ok,
+            "latency_with_api": read is not None and read.p99_ms < P99_TARGET_MS,
         }
 
     def logging_settled(self) -> str:
@@ -370,9 +375,53 @@ class ServiceBenchResults:
 
     # -- report -------------------------------------------------------------------------------
 
+    def _latency_rows(self, verdict: dict[str, str]) -> list[tuple[str, str, str, str]]:
+        rows: list[tuple[str, str, str, str]] = []
+        lat = self.latency
+        if lat is not None:
+            rows += [
+                (
+                    f"Intake latency at {lat.rate:.0f} events/s open loop, "
+                    f"synchronous=FULL, {lat.seconds:.0f} s: p50 / p99",
+                    f"{lat.p50_ms:.1f} / {lat.p99_ms:.1f} ms",
+                    f"p99 < {P99_TARGET_MS:.0f} ms",
+                    verdict["latency"],
+                ),
+                (
+                    "  same run: p90 / p99.9 / max; achieved rate",
+                    f"{lat.p90_ms:.1f} / {lat.p999_ms:.1f} / {lat.max_ms:.1f} ms; "
+                    f"{lat.achieved_rate:.1f}/s",
+                    f"{lat.rate:.0f}/s",
+                    "",
+                ),
+            ]
+        read = self.latency_with_api
+        if read is not None:
+            ratio = (
+                f" ({read.p99_ms / lat.p99_ms:.2f}x the p99 alone)" if lat and lat.p99_ms else ""
+            )
+            rows += [
+                (
+                    "Intake latency, the same, while a client queries /api/v1 in a loop "
+                    "(executions by phone, a company page, stats): p50 / p99",
+                    f"{read.p50_ms:.1f} / {read.p99_ms:.1f} ms{ratio}",
+                    f"p99 < {P99_TARGET_MS:.0f} ms",
+                    verdict["latency_with_api"],
+                ),
+                (
+                    "  same run: API reads answered (status: count); achieved rate",
+                    f"{read.api_reads}; {read.achieved_rate:.1f}/s",
+                    "all 200",
+                    "",
+                ),
+            ]
+        return rows
+
     def table(self) -> list[tuple[str, str, str, str]]:
         """(measurement, result, target, verdict) rows."""
         verdict = {k: "PASS" if v else "MISS" for k, v in self.verdicts().items()}
+        if not self.bursts:  # --latency-only
+            return self._latency_rows(verdict)
         on_runs = [b for b in self.bursts if b.logging]
         off_runs = [b for b in self.bursts if not b.logging]
         n_on = len(on_runs)
@@ -481,25 +530,7 @@ class ServiceBenchResults:
             ),
             ("  receiver ceiling (raw asyncio client, same POSTs)", f"{raw:,.0f}/s", "", ""),
         ]
-        lat = self.latency
-        if lat is not None:
-            rows += [
-                (
-                    f"Intake latency at {lat.rate:.0f} events/s open loop, "
-                    f"synchronous=FULL, {lat.seconds:.0f} s: p50 / p99",
-                    f"{lat.p50_ms:.1f} / {lat.p99_ms:.1f} ms",
-                    f"p99 < {P99_TARGET_MS:.0f} ms",
-                    verdict["latency"],
-                ),
-                (
-                    "  same run: p90 / p99.9 / max; achieved rate",
-                    f"{lat.p90_ms:.1f} / {lat.p999_ms:.1f} / {lat.max_ms:.1f} ms; "
-                    f"{lat.achieved_rate:.1f}/s",
-                    f"{lat.rate:.0f}/s",
-                    "",
-                ),
-            ]
-        return rows
+        return rows + self._latency_rows(verdict)
 
     def markdown(self) -> str:
         """A section for bench/results.md: the table, the machine, how it was measured."""
@@ -814,11 +845,17 @@ class Bench:
             "raw", len(posts), timed.ok, timed.last_done - timed.first_sent, cpu1 - cpu0, rx1 - rx0
         )
 
-    async def latency(self) -> LatencyRun:
+    async def latency(self, *, api_reader: bool = False) -> LatencyRun:
+        """Intake latency at a steady rate; with `api_reader`, while the management API is
+        queried in a loop (it runs in intake's process)."""
         s = self.sizes
         warmup = self.events.bodies(int(s.latency_rate * s.warmup_seconds))
         bodies = self.events.bodies(int(s.latency_rate * s.latency_seconds))
-        relay = RelayProcess(self._workdir("latency"), self.db.url, {})  # all defaults
+        name = "latency-api" if api_reader else "latency"
+        relay = RelayProcess(self._workdir(name), self.db.url, {})  # all defaults
+        reads: dict[int, int] = {}
+        stop_reading = asyncio.Event()
+        reader: asyncio.Task[None] | None = None
         try:
             await relay.wait_ready()
             await open_loop(
@@ -830,6 +867,12 @@ class Bench:
                 time.monotonic() + s.warmup_seconds + 30,
             )
             await self.rx.reset()
+            if api_reader:
+                paths = api_reads(self.registered.company_ids, warmup)
+                token = self.db.api_token()
+                reader = asyncio.create_task(
+                    read_in_a_loop(relay.port, paths, token, reads, stop_reading)
+                )
             cpu0, pg0 = relay.cpu(), self.db.server_cpu_seconds()
             result = await open_loop(
                 relay.port,
@@ -840,8 +883,13 @@ class Bench:
                 time.monotonic() + s.latency_seconds + 30,
             )
             cpu1, pg1 = relay.cpu(), self.db.server_cpu_seconds()
+            stop_reading.set()
+            if reader is not None:
+                await reader
             delivered, _, _ = await self.rx.stats()
         finally:
+            if reader is not None:
+                reader.cancel()
             relay.stop()
         lat_ms = sorted(x * 1000 for x in result.latencies)
         elapsed = result.finished - result.started
@@ -863,6 +911,7 @@ class Bench:
             relay_cpu=cpu1 - cpu0,
             postgres_cpu=pg1 - pg0,
             relay_exit=relay.exit_code,
+            api_reads=reads,
         )
 
 
@@ -927,16 +976,24 @@ async def _run(bench: Bench, results: ServiceBenchResults) -> None:
             runs.append(await bench.dispatch_raw(posts))
         results.dispatch.extend(runs)
         _progress("dispatch: " + ", ".join(f"{r.client} {r.per_second:,.0f} POSTs/s" for r in runs))
+    await _latencies(bench, results)
+
+
+async def _latencies(bench: Bench, results: ServiceBenchResults) -> None:
+    """Intake latency without and then with a concurrent API reader."""
     results.latency = await bench.latency()
-    lat = results.latency
-    _progress(
-        f"latency at {lat.rate:.0f}/s: p50 {lat.p50_ms:.1f} ms, p99 {lat.p99_ms:.1f} ms, "
-        f"achieved {lat.achieved_rate:.1f}/s"
-    )
+    results.latency_with_api = await bench.latency(api_reader=True)
+    for lat, how in ((results.latency, "alone"), (results.latency_with_api, "API read")):
+        _progress(
+            f"latency at {lat.rate:.0f}/s ({how}): p50 {lat.p50_ms:.1f} ms, "
+            f"p99 {lat.p99_ms:.1f} ms, achieved {lat.achieved_rate:.1f}/s"
+            + (f", API reads {lat.api_reads}" if lat.api_reads else "")
+        )
 
 
-def run_service_bench(quick: bool) -> ServiceBenchResults:
-    """Run the three measurements side by side; every process started here is stopped."""
+def run_service_bench(quick: bool, *, latency_only: bool = False) -> ServiceBenchResults:
+    """Run the measurements side by side (or only the latency runs); every process started
+    here is stopped."""
     started = time.monotonic()
     sizes = QUICK if quick else FULL
     if SCRATCH.exists():
@@ -955,7 +1012,7 @@ def run_service_bench(quick: bool) -> ServiceBenchResults:
             sizes=sizes,
         )
         other = OtherLoad(bench.db.server_pids)
-        asyncio.run(_run(bench, results))
+        asyncio.run(_latencies(bench, results) if latency_only else _run(bench, results))
         results.other_cpu_seconds, _ = other.cpu_seconds()
     finally:
         bench.close()
@@ -968,11 +1025,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Relay service benchmark (end to end).")
     parser.add_argument("--quick", action="store_true", help="smoke sizes (about a minute)")
     parser.add_argument(
+        "--latency-only",
+        action="store_true",
+        help="only the two intake-latency runs (alone, and with a concurrent API reader)",
+    )
+    parser.add_argument(
         "--output", type=Path, default=RESULTS, help=f"markdown file (default {RESULTS})"
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    results = run_service_bench(args.quick)
+    results = run_service_bench(args.quick, latency_only=args.latency_only)
     publish(results.table(), results.markdown(), args.output)
     return 0
 

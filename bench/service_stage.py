@@ -13,6 +13,7 @@ import copy
 import json
 import os
 import random
+import secrets
 import signal
 import socket
 import subprocess
@@ -29,6 +30,7 @@ import psutil
 import psycopg
 
 from bench.service_http import RawConnection, RawHttpError
+from relay.accounts import store
 from relay.db import migrations
 from relay.db.engine import make_engine
 from relay.delivery.signing import sign
@@ -260,6 +262,19 @@ class Database:
         finally:
             engine.dispose()
         return Registered(ids, secrets)
+
+    def api_token(self) -> str:
+        """An admin's API token (a new user each call), as `relay tokens create` makes one."""
+        engine = make_engine(self.url)
+        try:
+            now = utc_now()
+            name = f"bench-{uuid.uuid4().hex[:8]}"
+            password = secrets.token_urlsafe(16)
+            store.add_user(engine, name, password, role="admin", companies_allowed=None, now=now)
+            _row, token = store.create_token(engine, name, scope="admin", company_id=None, now=now)
+        finally:
+            engine.dispose()
+        return token
 
     def log_rows(self) -> int:
         row = self.conn.execute("SELECT count(*) FROM webhook_executions").fetchone()

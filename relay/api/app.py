@@ -12,13 +12,41 @@ from sqlalchemy import Engine
 from starlette.routing import Route
 
 from relay.accounts.authenticator import Authenticator
-from relay.api import companies, event_types, openapi, schemas, webhooks
-from relay.api.routing import Access, Answer, ApiContext, ApiRoute, Call, starlette_route
+from relay.api import (
+    companies,
+    event_types,
+    executions,
+    messages,
+    openapi,
+    recovery,
+    schemas,
+    stats,
+    webhooks,
+)
+from relay.api.routing import (
+    Access,
+    Answer,
+    ApiContext,
+    ApiRoute,
+    Call,
+    SpoolAccess,
+    starlette_route,
+)
 
-RESOURCES: tuple[ModuleType, ...] = (companies, webhooks, event_types)
+RESOURCES: tuple[ModuleType, ...] = (
+    companies,
+    webhooks,
+    event_types,
+    executions,
+    messages,
+    recovery,
+    stats,
+)
 
 
-def api_routes(engine: Engine, authenticator: Authenticator, *, max_body_bytes: int) -> list[Route]:
+def api_routes(
+    engine: Engine, spool: SpoolAccess, authenticator: Authenticator, *, max_body_bytes: int
+) -> list[Route]:
     """Every route of every resource, and `GET /api/v1/openapi.json` describing them all."""
 
     def openapi_document(_call: Call) -> Answer:
@@ -39,5 +67,5 @@ def api_routes(engine: Engine, authenticator: Authenticator, *, max_body_bytes: 
     for resource in RESOURCES:
         components.update(resource.SCHEMAS)
     described = openapi.document(declared, components)
-    context = ApiContext(engine, authenticator, max_body_bytes)
+    context = ApiContext(engine, spool, authenticator, max_body_bytes)
     return [starlette_route(route, context) for route in declared]

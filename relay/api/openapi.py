@@ -19,9 +19,10 @@ ERROR_MEANINGS = {
     415: "body is not application/json",
     422: "a field is missing, of the wrong type or invalid; `field` names it",
     429: "too many failed authentications from this address; see Retry-After",
-    503: "the database is unavailable; see Retry-After",
+    503: "the database or the spool is unavailable, or the spool is full; see Retry-After",
 }
 AUTHENTICATION_ERRORS = (401, 403, 429)
+TEXT_PATH_PARAMS = frozenset({"message_id", "job_id"})  # every other id in a path is a UUID
 _PATH_PARAM = re.compile(r"{([a-z_]+)}")
 
 
@@ -34,7 +35,8 @@ def document(routes: Sequence[ApiRoute], schemas: Mapping[str, JsonSchema]) -> J
         "info": {
             "title": "webhook-relay management API",
             "version": __version__,
-            "description": "Companies, webhooks and the event catalog. Every route but this "
+            "description": "Companies, webhooks, the event catalog, the execution log, "
+            "messages, resends and recovery jobs, and counts. Every route but this "
             "document needs `Authorization: Bearer <token>` (`relay tokens create`).",
         },
         "servers": [{"url": PREFIX}],
@@ -49,7 +51,12 @@ def document(routes: Sequence[ApiRoute], schemas: Mapping[str, JsonSchema]) -> J
 
 def _operation(route: ApiRoute) -> JsonSchema:
     parameters = [
-        {"name": name, "in": "path", "required": True, "schema": UUID}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string"} if name in TEXT_PATH_PARAMS else UUID,
+        }
         for name in _PATH_PARAM.findall(route.path)
     ] + [
         {"name": p.name, "in": "query", "description": p.description, "schema": p.schema}

@@ -48,6 +48,16 @@ def query_choice(call: Call, name: str, choices: Collection[str]) -> str | None:
     return value
 
 
+def only_query_params(call: Call, allowed: Collection[str]) -> None:
+    """Refuse a query parameter the route does not know (a misspelt filter would otherwise
+    widen the answer silently)."""
+    for key in call.query:
+        if key not in allowed:
+            raise InputError(
+                422, key, f"is not a parameter of this route (parameters: {', '.join(allowed)})"
+            )
+
+
 def only_fields(body: Mapping[str, object], allowed: Collection[str]) -> None:
     """Refuse a field the route does not know (a typo would otherwise change nothing)."""
     for key in body:

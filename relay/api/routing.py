@@ -30,12 +30,16 @@ from relay.accounts.authenticator import Authenticator, challenge_headers
 from relay.accounts.principal import Principal
 from relay.db.jsonb import decode_json, require_json_content_type
 from relay.errors import InputError
+from relay.inbox.recovery_jobs import RecoveryJobs
+from relay.inbox.store import EventInbox
+from spool import DurableQueue, SpoolError, SpoolFullError
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/api/v1"
 API_THREADS = 2  # the database engine pools 2 connections (+2 overflow) for everything
 RETRY_AFTER_DATABASE = "5"
+RETRY_AFTER_SPOOL = "5"
 JsonSchema = dict[str, Any]
 
 
@@ -59,11 +63,23 @@ class Access(enum.Enum):
 
 
 @dataclass(frozen=True)
+class SpoolAccess:
+    """This relay's spool, as the API needs it: the log rows not drained yet (a search shows
+    them as pending), the inbox a resend goes through, and the recovery jobs."""
+
+    outbox: DurableQueue
+    inbox: EventInbox
+    jobs: RecoveryJobs
+    wake_dispatcher: Callable[[], None]  # a resend is stored: deliver it now, not at the poll
+
+
+@dataclass(frozen=True)
 class Call:
-    """What a route's function gets: who calls, the database, and what was sent."""
+    """What a route's function gets: who calls, the database and spool, and what was sent."""
 
     principal: Principal | None
     engine: Engine
+    spool: SpoolAccess
     path: Mapping[str, str]
     query: Mapping[str, str]
     body: Mapping[str, object]
@@ -109,6 +125,7 @@ class ApiRoute:
 @dataclass(frozen=True)
 class ApiContext:
     engine: Engine
+    spool: SpoolAccess
     authenticator: Authenticator
     max_body_bytes: int
     threads: anyio.CapacityLimiter = field(
@@ -132,12 +149,22 @@ def starlette_route(route: ApiRoute, context: ApiContext) -> Route:
                 503,
                 headers={"retry-after": RETRY_AFTER_DATABASE},
             )
+        except SpoolFullError as exc:  # a resend refused, exactly as intake refuses an event
+            log.warning("API %s %s: spool full: %s", route.method, route.path, exc)
+            return _spool_unavailable("the spool is full; retry later")
+        except SpoolError as exc:
+            log.error("API %s %s: spool error: %s", route.method, route.path, exc)
+            return _spool_unavailable("the spool is unavailable right now; retry later")
         except Exception:  # a defect: logged with its traceback, answered in JSON all the same
             log.exception("API %s %s failed", route.method, route.path)
             return JSONResponse({"error": "internal error"}, 500)
         return JSONResponse(answer.content, answer.status)
 
     return Route(PREFIX + route.path, endpoint, methods=[route.method], name=route.handler.__name__)
+
+
+def _spool_unavailable(message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, 503, headers={"retry-after": RETRY_AFTER_SPOOL})
 
 
 async def _call(route: ApiRoute, context: ApiContext, request: Request) -> Call:
@@ -154,6 +181,7 @@ async def _call(route: ApiRoute, context: ApiContext, request: Request) -> Call:
     return Call(
         principal,
         context.engine,
+        context.spool,
         dict(request.path_params),
         dict(request.query_params),
         body,

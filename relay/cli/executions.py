@@ -54,7 +54,8 @@ SEARCH_OPTIONS = {
 TABLE_COLUMNS = ("created_at", "status", "http", "attempt", "phone", "company", "message", "")
 
 
-def add_execution_commands(commands: Any) -> None:
+def add_execution_commands(commands: Any, webhook_commands: Any) -> None:
+    """`relay executions|messages|jobs ...`, and `recover` among `webhook_commands`."""
     executions = commands.add_parser("executions", help="search the execution log")
     sub = executions.add_subparsers(dest="executions_command", required=True, metavar="COMMAND")
     search = sub.add_parser(
@@ -109,7 +110,7 @@ def add_execution_commands(commands: Any) -> None:
     )
     run.set_defaults(handler=_run_jobs)
 
-    recover = _subcommands(commands.choices["webhooks"]).add_parser(
+    recover = webhook_commands.add_parser(
         "recover",
         help="resend every message that failed for good to a webhook in a window (a job)",
     )
@@ -117,12 +118,6 @@ def add_execution_commands(commands: Any) -> None:
     recover.add_argument("--since", required=True, metavar="ISO")
     recover.add_argument("--until", metavar="ISO", help="default: now")
     recover.set_defaults(handler=_recover)
-
-
-def _subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction[Any]:
-    """The subcommands of a command another module made (`relay webhooks`)."""
-    (found,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
-    return found
 
 
 @dataclass

@@ -74,9 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_service_commands(commands)
-    add_registry_commands(commands)
+    webhook_commands = add_registry_commands(commands)
     add_account_commands(commands)
-    add_execution_commands(commands)  # after the registry's: it adds `webhooks recover`
+    add_execution_commands(commands, webhook_commands)
     add_spool_commands(commands)
     add_purge_command(commands)
     add_retention_command(commands)

@@ -19,7 +19,9 @@ from relay.settings import RelaySettings
 PAGE = 500
 
 
-def add_registry_commands(commands: Any) -> None:
+def add_registry_commands(commands: Any) -> Any:
+    """`relay companies ...` and `relay webhooks ...`; returns the webhooks' subcommands, to
+    which the execution-log commands add `webhooks recover`."""
     companies = commands.add_parser("companies", help="add, list, edit and delete companies")
     company_commands = companies.add_subparsers(dest="companies_command", required=True)
     add = company_commands.add_parser("add", help="add a company; prints its id")
@@ -75,6 +77,7 @@ def add_registry_commands(commands: Any) -> None:
         one = webhook_commands.add_parser(command, help=help_text)
         one.add_argument("id", type=uuid_argument)
         one.set_defaults(handler=handler)
+    return webhook_commands
 
 
 def uuid_argument(text: str) -> uuid.UUID:

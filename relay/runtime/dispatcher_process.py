@@ -27,6 +27,7 @@ from relay.errors import StartupError
 from relay.inbox.store import EventInbox
 from relay.registry.cache import Registry, keep_fresh
 from relay.runtime.heap import freeze_startup_heap
+from relay.runtime.recovery_role import RecoveryRole
 from relay.runtime.supervisor import ChildProcess, become_child
 from relay.runtime.wakeup import send_wake
 from relay.runtime.wiring import open_database, open_spool
@@ -117,11 +118,14 @@ async def _serve_deliveries(
             )
         )
         await worker.start()
+        recovery = RecoveryRole(engine, inbox, outbox)
+        await recovery.start()
         log.info("dispatcher running (pid %d)", os.getpid())
         freeze_startup_heap("dispatcher")
         await stop.wait()
         if wake_fd is not None:
             loop.remove_reader(wake_fd)
+        await recovery.stop()
         await worker.stop()
         refresher.cancel()
         await asyncio.gather(refresher, return_exceptions=True)

@@ -27,9 +27,11 @@ from starlette.applications import Starlette
 
 from relay.accounts.authenticator import Authenticator
 from relay.api.app import api_routes
+from relay.api.routing import SpoolAccess
 from relay.db.engine import display_url
 from relay.delivery.worker import DeliveryWorker
 from relay.errors import StartupError
+from relay.inbox.recovery_jobs import RecoveryJobs
 from relay.inbox.store import EventInbox
 from relay.intake.app import IntakeState, create_intake_app
 from relay.intake.batching import AcceptBatcher
@@ -45,6 +47,7 @@ from relay.registry.cache import Registry, keep_fresh
 from relay.runtime.dispatcher_process import delivery_worker, dispatcher_child
 from relay.runtime.drain_process import DrainRole, drain_child
 from relay.runtime.heap import freeze_startup_heap
+from relay.runtime.recovery_role import RecoveryRole
 from relay.runtime.supervisor import ChildProcess
 from relay.runtime.wakeup import WakePipe
 from relay.runtime.wiring import open_database, open_spool
@@ -165,7 +168,8 @@ class RelayService:
                 settings, self.inbox, self.outbox, self.registry, drain_wake_fd=drain_wakes.write_fd
             )
             self.drain = InProcessDrain(settings, wake_fd=drain_wakes.read_fd)
-            self.parts = [self.worker, self.drain]
+            recovery = RecoveryRole(self.engine, self.inbox, self.outbox)
+            self.parts = [self.worker, recovery, self.drain]
             wake = self.worker.wake
         else:
             role_metrics = shared_metrics_directory(settings.spool_path)
@@ -191,7 +195,12 @@ class RelayService:
             children_down=self._children_down,
             max_drain_failure_seconds=settings.ready_max_drain_failure_seconds,
         )
-        management = api_routes(self.engine, authenticator, max_body_bytes=settings.max_body_bytes)
+        management = api_routes(
+            self.engine,
+            SpoolAccess(self.outbox, self.inbox, RecoveryJobs(self.spool), wake),
+            authenticator,
+            max_body_bytes=settings.max_body_bytes,
+        )
         self.app = create_intake_app(
             self.intake,
             [*ops_routes(readiness, self.metrics), *management],

@@ -109,15 +109,17 @@ def start_relay(
     running: list[InProcessRelay] = []
 
     def start(**overrides: Any) -> InProcessRelay:
-        overrides.setdefault("allow_private_destinations", True)  # receivers on 127.0.0.1
+        tuned: dict[str, Any] = {
+            "drain_interval_seconds": 0.2,
+            "registry_check_seconds": 0.2,
+            "max_age_seconds": 0.5,
+            "shutdown_grace_seconds": 0.5,
+            "allow_private_destinations": True,  # receivers on 127.0.0.1
+        }
         settings = RelaySettings(
             database_url=pg_url,
             spool_path=tmp_path / "spool" / "spool.db",
-            drain_interval_seconds=0.2,
-            registry_check_seconds=0.2,
-            max_age_seconds=0.5,
-            shutdown_grace_seconds=0.5,
-            **overrides,
+            **(tuned | overrides),
         )
         relay = InProcessRelay(settings)
         running.append(relay)
