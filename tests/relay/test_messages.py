@@ -176,7 +176,7 @@ def test_a_resend_while_a_retry_waits_replaces_it_and_one_due_is_left_to_go(
 
 
 def test_a_resend_to_another_webhook_of_the_company_and_the_refusals(
-    parts: Parts, pg_engine: Engine, receiver: RunningReceiver
+    parts: Parts, pg_engine: Engine, receiver: RunningReceiver, event_catalog: None
 ) -> None:
     add_webhook(pg_engine, parts.company, f"{receiver.url}/status/500/original")
     message = accept(parts)
