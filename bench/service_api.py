@@ -1,11 +1,14 @@
 """The concurrent API reader of the intake-latency benchmark: one kept-alive connection that
-queries /api/v1 as a support person's console would (a phone search, a company's page, the
-counts), one request after the other without pause, while intake takes its steady load."""
+queries /api/v1 as support people's consoles would (a phone search, a company's page, the
+counts), at a steady rate or one request after the other without pause, while intake takes
+its steady load."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import math
 import uuid
 from collections.abc import Sequence
 from urllib.parse import quote
@@ -24,14 +27,27 @@ def api_reads(company_ids: Sequence[uuid.UUID], bodies: Sequence[bytes]) -> list
 
 
 async def read_in_a_loop(
-    port: int, paths: Sequence[str], token: str, answered: dict[int, int], stop: asyncio.Event
+    port: int,
+    paths: Sequence[str],
+    token: str,
+    answered: dict[int, int],
+    stop: asyncio.Event,
+    per_second: float,
 ) -> None:
-    """GET `paths` in turn until `stop` is set, counting the answers' statuses."""
+    """GET `paths` in turn until `stop` is set, at most `per_second` a second (inf: each
+    request as soon as the last is answered), counting the answers' statuses."""
     connection = await RawConnection.open(port)
     extra = f"authorization: Bearer {token}\r\n"
+    gap = 0.0 if math.isinf(per_second) else 1.0 / per_second
+    loop = asyncio.get_running_loop()
+    due = loop.time()
     n = 0
     while not stop.is_set():
         path = paths[n % len(paths)]
         status, _body = await connection.request(connection.head("GET", path, 0, extra))
         answered[status] = answered.get(status, 0) + 1
         n += 1
+        due += gap
+        if gap and due > loop.time():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), due - loop.time())

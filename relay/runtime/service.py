@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import signal
 import socket
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
@@ -59,6 +60,10 @@ log = logging.getLogger(__name__)
 IDEMPOTENCY_SWEEP = timedelta(hours=1)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 STOP_ANNOUNCE_SECONDS = 1.0
+# An API request computes in a worker thread (SQL, JSON) while intake answers events on the
+# event loop: the loop must get the GIL back within a fraction of a millisecond, not after
+# CPython's default 5 ms, or each event waits for the API thread's slices.
+INTAKE_SWITCH_INTERVAL_SECONDS = 0.0005
 
 
 def check_bind_address(host: str, token_configured: bool) -> None:
@@ -302,6 +307,7 @@ def serve(settings: RelaySettings, host: str, port: int, *, intake_only: bool = 
     """Run the relay until SIGTERM/SIGINT; with `intake_only`, without its dispatcher and
     drain (each runs as a unit of its own)."""
     check_bind_address(host, settings.intake_token is not None)
+    sys.setswitchinterval(INTAKE_SWITCH_INTERVAL_SECONDS)
     service = RelayService(settings, layout=Layout.INTAKE_ONLY if intake_only else Layout.CHILDREN)
     config = uvicorn.Config(
         service.app,
