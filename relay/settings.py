@@ -103,6 +103,9 @@ class RelaySettings(BaseSettings):
         description="CPU niceness of the drain process: when the CPU is short, deliveries "
         "go before their log rows (which wait in the spool meanwhile).",
     )
+    console_session_minutes: float = Field(
+        60, gt=0, le=7 * 24 * 60, description="How long a web console sign-in lasts."
+    )
     ready_max_drain_failure_seconds: float = Field(
         300,
         gt=0,

@@ -29,6 +29,8 @@ from starlette.applications import Starlette
 from relay.accounts.authenticator import Authenticator
 from relay.api.app import api_routes
 from relay.api.routing import SpoolAccess
+from relay.console.pages import ConsoleContext, console_routes
+from relay.console.sessions import SessionStore
 from relay.db.engine import display_url
 from relay.delivery.worker import DeliveryWorker
 from relay.errors import StartupError
@@ -200,15 +202,15 @@ class RelayService:
             children_down=self._children_down,
             max_drain_failure_seconds=settings.ready_max_drain_failure_seconds,
         )
+        spool_access = SpoolAccess(self.outbox, self.inbox, RecoveryJobs(self.spool), wake)
         management = api_routes(
-            self.engine,
-            SpoolAccess(self.outbox, self.inbox, RecoveryJobs(self.spool), wake),
-            authenticator,
-            max_body_bytes=settings.max_body_bytes,
+            self.engine, spool_access, authenticator, max_body_bytes=settings.max_body_bytes
         )
+        sessions = SessionStore(utc_now, settings.console_session_minutes)
+        console = console_routes(ConsoleContext(self.engine, spool_access, authenticator, sessions))
         self.app = create_intake_app(
             self.intake,
-            [*ops_routes(readiness, self.metrics), *management],
+            [*ops_routes(readiness, self.metrics), *management, *console],
             lifespan=self._lifespan,
         )
 

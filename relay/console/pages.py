@@ -1,0 +1,225 @@
+"""The console's routes: sign-in, sign-out, the execution history, one execution with its
+message's timeline, and Resend.
+
+Each page calls the API's own route functions (relay/api/executions.py, messages.py) with
+the signed-in user's principal, so a page shows exactly what the API answers that user, and
+a refusal (a viewer's resend, another company's row) is the API's refusal.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import anyio.to_thread
+import jinja2
+import orjson
+from sqlalchemy import Engine
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from relay.accounts.authenticator import Authenticator
+from relay.api.executions import search_log, show_execution
+from relay.api.messages import resend_message, show_message
+from relay.api.routing import Answer, Call, SpoolAccess
+from relay.console.sessions import COOKIE, Session, SessionStore
+from relay.errors import InputError
+
+HERE = Path(__file__).parent
+PREFIX = "/console"
+_templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(HERE / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+
+
+@dataclass(frozen=True)
+class ConsoleContext:
+    engine: Engine
+    spool: SpoolAccess
+    authenticator: Authenticator
+    sessions: SessionStore
+    secure_cookie: bool = True
+
+
+def console_routes(context: ConsoleContext) -> list[BaseRoute]:
+    pages = _Pages(context)
+    return [
+        Route(PREFIX, pages.home, methods=["GET"]),
+        Route(PREFIX + "/login", pages.login_form, methods=["GET"]),
+        Route(PREFIX + "/login", pages.login, methods=["POST"]),
+        Route(PREFIX + "/logout", pages.logout, methods=["POST"]),
+        Route(PREFIX + "/executions", pages.executions, methods=["GET"]),
+        Route(PREFIX + "/executions/{execution_id}", pages.execution, methods=["GET"]),
+        Route(PREFIX + "/messages/{message_id}/resend", pages.resend, methods=["POST"]),
+        Mount(PREFIX + "/static", StaticFiles(directory=HERE / "static"), name="console-static"),
+    ]
+
+
+def render(name: str, status: int = 200, **values: Any) -> HTMLResponse:
+    return HTMLResponse(_templates.get_template(name).render(**values), status)
+
+
+class _Pages:
+    def __init__(self, context: ConsoleContext) -> None:
+        self.context = context
+
+    def _session(self, request: Request) -> Session | None:
+        return self.context.sessions.get(request.cookies.get(COOKIE))
+
+    async def home(self, request: Request) -> Response:
+        return RedirectResponse(PREFIX + "/executions", 303)
+
+    async def login_form(self, request: Request) -> Response:
+        return render("login.html", error=None, username="")
+
+    async def login(self, request: Request) -> Response:
+        form = await request.form()
+        username, password = str(form.get("username", "")), str(form.get("password", ""))
+        client = request.client.host if request.client else "unknown"
+        try:
+            principal = await anyio.to_thread.run_sync(
+                self.context.authenticator.login, username, password, client
+            )
+        except InputError as exc:
+            return render("login.html", exc.status, error=exc.message, username=username)
+        session_id, _ = self.context.sessions.open(principal)
+        answer = RedirectResponse(PREFIX + "/executions", 303)
+        answer.set_cookie(
+            COOKIE,
+            session_id,
+            max_age=int(self.context.sessions.lifetime.total_seconds()),
+            path=PREFIX,
+            secure=self.context.secure_cookie,
+            httponly=True,
+            samesite="lax",
+        )
+        return answer
+
+    async def logout(self, request: Request) -> Response:
+        refused = await self._refused_form(request)
+        if refused is not None:
+            return refused
+        self.context.sessions.close(request.cookies.get(COOKIE))
+        answer = RedirectResponse(PREFIX + "/login", 303)
+        answer.delete_cookie(COOKIE, path=PREFIX)
+        return answer
+
+    async def executions(self, request: Request) -> Response:
+        session = self._session(request)
+        if session is None:
+            return _to_login()
+        query = {k: v for k, v in request.query_params.items() if v}
+        search = query.pop("q", "").strip()
+        if search:  # one box: digits are a phone number, anything else a message id
+            query["phone" if _looks_like_phone(search) else "message_id"] = search
+        page, error = await self._api(session, search_log, query=query)
+        return render(
+            "executions.html",
+            200 if error is None else error.status,
+            session=session,
+            page=page,
+            error=error,
+            search=search,
+            filters=query,
+            next_query=_next_query(request.query_params, page),
+        )
+
+    async def execution(self, request: Request) -> Response:
+        session = self._session(request)
+        if session is None:
+            return _to_login()
+        path = {"execution_id": request.path_params["execution_id"]}
+        detail, error = await self._api(session, show_execution, path=path)
+        timeline = None
+        if detail is not None and detail.get("message_id"):
+            timeline, _ = await self._api(
+                session, show_message, path={"message_id": detail["message_id"]}
+            )
+        return render(
+            "execution.html",
+            200 if error is None else error.status,
+            session=session,
+            detail=detail,
+            error=error,
+            timeline=timeline,
+            body=_pretty(detail.get("request_payload")) if detail else "",
+        )
+
+    async def resend(self, request: Request) -> Response:
+        refused = await self._refused_form(request)
+        if refused is not None:
+            return refused
+        session = self._session(request)
+        assert session is not None
+        form = await request.form()
+        back = str(form.get("back", PREFIX + "/executions"))
+        if not back.startswith(PREFIX + "/"):
+            back = PREFIX + "/executions"
+        if not session.principal.can_write():
+            return render("refused.html", 403, session=session, reason="viewers cannot resend")
+        _, error = await self._api(session, resend_message, path=dict(request.path_params), body={})
+        if error is not None:
+            return render("refused.html", error.status, session=session, reason=error.message)
+        return RedirectResponse(back + "?resent=1", 303)
+
+    async def _refused_form(self, request: Request) -> Response | None:
+        """403 for a form without its session's CSRF token (or without a session)."""
+        session = self._session(request)
+        form = await request.form()
+        sent = form.get("csrf")
+        if session is None or not session.csrf_matches(sent if isinstance(sent, str) else None):
+            return render("refused.html", 403, session=None, reason="missing or wrong CSRF token")
+        return None
+
+    async def _api(
+        self,
+        session: Session,
+        handler: Callable[[Call], Answer],
+        *,
+        path: Mapping[str, str] | None = None,
+        query: Mapping[str, str] | None = None,
+        body: Mapping[str, object] | None = None,
+    ) -> tuple[Any, InputError | None]:
+        """An API route function's answer for this user, in a worker thread as the API runs
+        it; (None, error) for what the API would refuse with a 4xx."""
+        call = Call(
+            session.principal,
+            self.context.engine,
+            self.context.spool,
+            path or {},
+            query or {},
+            body or {},
+        )
+        try:
+            answer = await anyio.to_thread.run_sync(functools.partial(handler, call))
+        except InputError as exc:
+            return None, exc
+        return orjson.loads(orjson.dumps(answer.content)), None
+
+
+def _to_login() -> Response:
+    return RedirectResponse(PREFIX + "/login", 303)
+
+
+def _looks_like_phone(text: str) -> bool:
+    return any(c.isdigit() for c in text) and all(c.isdigit() or c in "+-() ." for c in text)
+
+
+def _pretty(payload: object) -> str:
+    return orjson.dumps(payload, option=orjson.OPT_INDENT_2).decode()
+
+
+def _next_query(params: Mapping[str, str], page: Any) -> str | None:
+    cursor = page.get("next_cursor") if isinstance(page, dict) else None
+    if not cursor:
+        return None
+    kept = {k: v for k, v in params.items() if k != "cursor"}
+    return urlencode({**kept, "cursor": cursor})

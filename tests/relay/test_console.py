@@ -1,0 +1,165 @@
+"""The web console in a real browser (Debian's chromium through Playwright) against a real
+relay delivering to a real receiver, plus the server's refusals over plain HTTP: a form
+without its CSRF token, a viewer's resend, a session past its lifetime."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from relay.accounts.principal import Principal, Role, Scope
+from relay.console.sessions import COOKIE, SessionStore
+from tests.relay.conftest import RunningReceiver
+from tests.relay.test_api_executions import (
+    NO_DRAIN,
+    PHONE,
+    PHONE_AS_TYPED,
+    StartRelay,
+    first_item,
+    new_company,
+    new_webhook,
+    post_event,
+)
+from tests.support.api_fixtures import PASSWORD, Api, MakeToken
+from tests.support.relay_launcher import InProcessRelay
+from tests.support.waiting import eventually
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail("chromium is missing: `make test` installs it (apt-get install chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        yield launched
+        launched.close()
+
+
+def sign_in(page: Page, relay: InProcessRelay, user: str) -> None:
+    page.goto(f"{relay.url}/console/executions")
+    expect(page).to_have_url(re.compile(r"/console/login$"))  # not signed in: sent to sign in
+    page.fill("input[name=username]", user)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.get_by_role("heading", name="Execution history")).to_be_visible()
+
+
+def test_an_admin_finds_a_number_opens_the_row_and_resends_and_a_viewer_cannot(
+    start_relay: StartRelay, receiver: RunningReceiver, make_token: MakeToken, browser: Browser
+) -> None:
+    relay = start_relay(**NO_DRAIN)
+    api = Api(relay.url, make_token(name="ana"))
+    make_token(name="victor", role="viewer", scope="read")
+    acme = new_company(api, "Acme")
+    new_webhook(api, acme, f"{receiver.url}/acme/ok")
+    post_event(relay, acme)
+    assert eventually(lambda: first_item(api, phone=PHONE) is not None)
+
+    page = browser.new_page()
+    sign_in(page, relay, "ana")
+    page.fill("input[name=q]", PHONE_AS_TYPED)  # as a person types it
+    page.press("input[name=q]", "Enter")
+    expect(page).to_have_url(re.compile(r"q=%2B55"))  # the search is in the query string
+    rows = page.locator("table.executions tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first.locator(".badge.pending")).to_be_visible()  # still in the spool
+    time_cell = rows.first.locator("time")
+    assert time_cell.get_attribute("title", timeout=1000).endswith("UTC")  # type: ignore[union-attr]
+
+    time_cell.click()
+    expect(page.locator("pre.json")).to_contain_text(PHONE_AS_TYPED.split()[0])
+    expect(page.locator("ol.attempts li")).to_have_count(1)
+    page.get_by_role("button", name="Resend").click()
+    expect(page).to_have_url(re.compile(r"resent=1"))
+    assert eventually(lambda: page.reload() and page.locator("ol.attempts li").count() == 2)
+    expect(page.locator("ol.attempts li[data-attempt='2']")).to_contain_text("success")
+    assert len(receiver.requests) == 2  # the resend reached the receiver
+
+    detail_url = page.url.split("?")[0]
+    page.get_by_role("button", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/console/login$"))
+    page.goto(detail_url)
+    expect(page).to_have_url(re.compile(r"/console/login$"))  # the session ended
+
+    viewer = browser.new_page()
+    sign_in(viewer, relay, "victor")
+    viewer.goto(detail_url)
+    expect(viewer.locator("pre.json")).to_be_visible()
+    expect(viewer.get_by_role("button", name="Resend")).to_have_count(0)
+    viewer.close()
+    page.close()
+
+
+def console_session(relay: InProcessRelay, user: str) -> tuple[httpx.Client, str]:
+    """A client signed in as `user` and its CSRF token. The cookie is Secure, which httpx
+    (unlike a browser on 127.0.0.1) keeps off plain http, so it is sent by hand."""
+    client = httpx.Client(base_url=str(relay.url), follow_redirects=False)
+    answer = client.post("/console/login", data={"username": user, "password": PASSWORD})
+    assert answer.status_code == 303, answer.text
+    cookie = answer.headers["set-cookie"]
+    assert all(flag in cookie for flag in ("Secure", "HttpOnly", "SameSite=lax"))
+    client.headers["cookie"] = f"{COOKIE}={answer.cookies[COOKIE]}"
+    form = client.get("/console/executions").text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert csrf is not None
+    return client, csrf.group(1)
+
+
+def test_forms_without_the_csrf_token_and_a_viewers_resend_are_refused(
+    start_relay: StartRelay, receiver: RunningReceiver, make_token: MakeToken
+) -> None:
+    relay = start_relay(**NO_DRAIN)
+    api = Api(relay.url, make_token(name="ana"))
+    make_token(name="victor", role="viewer", scope="read")
+    acme = new_company(api, "Acme")
+    new_webhook(api, acme, f"{receiver.url}/acme/ok")
+    post_event(relay, acme)
+    assert eventually(lambda: first_item(api, phone=PHONE) is not None)
+    row = first_item(api, phone=PHONE)
+    assert row is not None
+    resend = f"/console/messages/{row['message_id']}/resend"
+
+    admin, csrf = console_session(relay, "ana")
+    assert admin.post(resend, data={}).status_code == 403
+    assert admin.post(resend, data={"csrf": "forged"}).status_code == 403
+    assert admin.post("/console/logout", data={}).status_code == 403
+    viewer, viewer_csrf = console_session(relay, "victor")
+    refused = viewer.post(resend, data={"csrf": viewer_csrf})
+    assert refused.status_code == 403 and "viewers cannot resend" in refused.text
+    assert len(receiver.requests) == 1  # nothing was sent again
+    assert admin.post(resend, data={"csrf": csrf}).status_code == 303
+    assert eventually(lambda: len(receiver.requests) == 2)
+
+
+def test_failed_sign_ins_are_rate_limited_and_name_no_reason(
+    start_relay: StartRelay, make_token: MakeToken
+) -> None:
+    relay = start_relay()
+    make_token(name="ana")
+    client = httpx.Client(base_url=str(relay.url))
+    statuses = [
+        client.post("/console/login", data={"username": "ana", "password": "wrong"}).status_code
+        for _ in range(12)
+    ]
+    assert statuses[0] == 401 and statuses[-1] == 429
+
+
+def test_a_session_ends_at_its_lifetime_and_not_before() -> None:
+    now = [datetime(2026, 12, 3, 12, 0, tzinfo=UTC)]
+    sessions = SessionStore(lambda: now[0], minutes=30)
+    principal = Principal("ana", Role.ADMIN, Scope.ADMIN, None)
+    session_id, session = sessions.open(principal)
+    now[0] += timedelta(minutes=29, seconds=59)
+    assert sessions.get(session_id) == session
+    now[0] += timedelta(seconds=1)
+    assert sessions.get(session_id) is None
+    assert sessions.get(str(uuid.uuid4())) is None
