@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint bench faults soak postgres-binaries clean
+.PHONY: install run test lint bench faults soak postgres-binaries chromium clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ run: $(STAMP)
 	$(BIN)/relay serve
 
 ## test: lint, type-check, then the whole suite against a throwaway PostgreSQL cluster
-test: $(STAMP) postgres-binaries lint
+test: $(STAMP) postgres-binaries chromium lint
 	$(BIN)/python -m pytest --durations=15
 
 lint: $(STAMP)
@@ -46,6 +46,12 @@ postgres-binaries:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 		echo "installing PostgreSQL server binaries"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+
+# The console's browser tests drive Debian's chromium (Playwright's own downloads are blocked).
+chromium:
+	@test -x /usr/bin/chromium || { \
+		echo "installing chromium"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache bench/out

@@ -20,9 +20,8 @@ import jinja2
 import orjson
 from sqlalchemy import Engine
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
 
 from relay.accounts.authenticator import Authenticator
 from relay.api.executions import search_log, show_execution
@@ -49,7 +48,7 @@ class ConsoleContext:
     secure_cookie: bool = True
 
 
-def console_routes(context: ConsoleContext) -> list[BaseRoute]:
+def console_routes(context: ConsoleContext) -> list[Route]:
     pages = _Pages(context)
     return [
         Route(PREFIX, pages.home, methods=["GET"]),
@@ -59,8 +58,19 @@ def console_routes(context: ConsoleContext) -> list[BaseRoute]:
         Route(PREFIX + "/executions", pages.executions, methods=["GET"]),
         Route(PREFIX + "/executions/{execution_id}", pages.execution, methods=["GET"]),
         Route(PREFIX + "/messages/{message_id}/resend", pages.resend, methods=["POST"]),
-        Mount(PREFIX + "/static", StaticFiles(directory=HERE / "static"), name="console-static"),
+        Route(PREFIX + "/static/{name}", static_asset, methods=["GET"]),
     ]
+
+
+ASSETS = {"console.css": "text/css", "console.js": "text/javascript"}
+
+
+async def static_asset(request: Request) -> Response:
+    """The console's own stylesheet and script (vendored: nothing is loaded from a CDN)."""
+    name = request.path_params["name"]
+    if name not in ASSETS:
+        return Response("not found", 404)
+    return FileResponse(HERE / "static" / name, media_type=ASSETS[name])
 
 
 def render(name: str, status: int = 200, **values: Any) -> HTMLResponse:
