@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -27,8 +28,11 @@ from relay.accounts.authenticator import Authenticator
 from relay.api.executions import search_log, show_execution
 from relay.api.messages import resend_message, show_message
 from relay.api.routing import Answer, Call, SpoolAccess
+from relay.api.stats import read_stats
+from relay.console.chart import HEIGHT, hourly_bars
 from relay.console.sessions import COOKIE, Session, SessionStore
 from relay.errors import InputError
+from spool import utc_now
 
 HERE = Path(__file__).parent
 PREFIX = "/console"
@@ -85,7 +89,32 @@ class _Pages:
         return self.context.sessions.get(request.cookies.get(COOKIE))
 
     async def home(self, request: Request) -> Response:
-        return RedirectResponse(PREFIX + "/executions", 303)
+        session = self._session(request)
+        if session is None:
+            return _to_login()
+        now = utc_now()
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        windows = [("Today (UTC)", midnight), ("Last 7 days", now - timedelta(days=7))]
+        periods, error = [], None
+        for label, since in windows:
+            counted, error = await self._api(
+                session, read_stats, query={"since": since.isoformat()}
+            )
+            if error is not None:
+                break
+            periods.append((label, _period(counted)))
+        day_ago = now - timedelta(hours=23)
+        hourly, _ = await self._api(session, read_stats, query={"since": day_ago.isoformat()})
+        bars = hourly_bars(hourly["buckets"] if hourly else [], day_ago, 24)
+        return render(
+            "dashboard.html",
+            200 if error is None else error.status,
+            session=session,
+            periods=periods,
+            error=error,
+            bars=bars,
+            chart_height=HEIGHT,
+        )
 
     async def login_form(self, request: Request) -> Response:
         return render("login.html", error=None, username="")
@@ -213,6 +242,22 @@ class _Pages:
         except InputError as exc:
             return None, exc
         return orjson.loads(orjson.dumps(answer.content)), None
+
+
+def _period(counted: Mapping[str, Any]) -> dict[str, Any]:
+    """A window's totals over its companies, and the success rate a person reads first."""
+    companies = counted["companies"]
+    total = sum(c["total"] for c in companies)
+    successes = sum(c["successes"] for c in companies)
+    rate = f"{100 * successes / total:.1f}%" if total else "—"
+    failures = sum(c["failures"] for c in companies)
+    return {
+        "total": total,
+        "successes": successes,
+        "failures": failures,
+        "rate": rate,
+        "companies": companies,
+    }
 
 
 def _to_login() -> Response:

@@ -16,13 +16,14 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from relay.accounts.principal import Principal, Role, Scope
 from relay.console.sessions import COOKIE, SessionStore
-from tests.relay.conftest import RunningReceiver
+from tests.relay.conftest import EVENT, RunningReceiver
 from tests.relay.test_api_executions import (
     NO_DRAIN,
     PHONE,
     PHONE_AS_TYPED,
     StartRelay,
     first_item,
+    items,
     new_company,
     new_webhook,
     post_event,
@@ -163,3 +164,27 @@ def test_a_session_ends_at_its_lifetime_and_not_before() -> None:
     now[0] += timedelta(seconds=1)
     assert sessions.get(session_id) is None
     assert sessions.get(str(uuid.uuid4())) is None
+
+
+def test_the_dashboard_counts_today_and_the_week_and_charts_the_hour(
+    start_relay: StartRelay, receiver: RunningReceiver, make_token: MakeToken
+) -> None:
+    relay = start_relay()  # drains at once: the counts are the database's
+    api = Api(relay.url, make_token(name="ana"))
+    acme = new_company(api, "Acme")
+    new_webhook(api, acme, f"{receiver.url}/acme/ok")
+    new_webhook(api, acme, f"{receiver.url}/acme/status/500")
+    subscribed = (uuid.UUID(acme), EVENT)
+    snapshot = relay.service.registry
+    assert eventually(lambda: len(snapshot.snapshot.subscriptions.get(subscribed, ())) == 2)
+    assert relay.post(uuid.UUID(acme)).json()["deliveries"] == 2
+    assert eventually(lambda: len([r for r in items(api, phone=PHONE) if not r["pending"]]) >= 2)
+
+    admin, _csrf = console_session(relay, "ana")
+    page = admin.get("/console")
+    assert page.status_code == 200
+    assert page.text.count('<strong class="posts">2</strong>') == 2  # today, and the week
+    assert page.text.count('<span class="rate">50.0%</span>') == 2
+    assert '<td class="ellipsis">Acme</td>' in page.text
+    assert page.text.count('<rect class="ok"') == 24  # one bar per hour
+    assert re.search(r"UTC: 2 \(1 failed\)</title>", page.text)
