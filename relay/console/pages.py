@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -32,7 +32,7 @@ from relay.api.stats import read_stats
 from relay.console.chart import HEIGHT, hourly_bars
 from relay.console.sessions import COOKIE, Session, SessionStore
 from relay.errors import InputError
-from spool import utc_now
+from spool import QueueStats, utc_now
 
 HERE = Path(__file__).parent
 PREFIX = "/console"
@@ -106,9 +106,15 @@ class _Pages:
         day_ago = now - timedelta(hours=23)
         hourly, _ = await self._api(session, read_stats, query={"since": day_ago.isoformat()})
         bars = hourly_bars(hourly["buckets"] if hourly else [], day_ago, 24)
+        spool = None
+        if session.principal.every_company:  # the spool holds every company's rows
+            spool = _spool_state(
+                await anyio.to_thread.run_sync(self.context.spool.outbox.stats), now
+            )
         return render(
             "dashboard.html",
             200 if error is None else error.status,
+            spool=spool,
             session=session,
             periods=periods,
             error=error,
@@ -258,6 +264,13 @@ def _period(counted: Mapping[str, Any]) -> dict[str, Any]:
         "rate": rate,
         "companies": companies,
     }
+
+
+def _spool_state(stats: QueueStats, now: datetime) -> dict[str, object]:
+    """The log rows not drained yet, as `relay spool status` reports them."""
+    oldest = min((b.oldest_enqueued_at for b in stats.backlogs), default=None)
+    age = None if oldest is None else f"{(now - oldest).total_seconds():.1f} s"
+    return {"pending": stats.pending, "oldest": age, "dead_letters": stats.dead_letters}
 
 
 def _to_login() -> Response:

@@ -188,3 +188,5 @@ def test_the_dashboard_counts_today_and_the_week_and_charts_the_hour(
     assert '<td class="ellipsis">Acme</td>' in page.text
     assert page.text.count('<rect class="ok"') == 24  # one bar per hour
     assert re.search(r"UTC: 2 \(1 failed\)</title>", page.text)
+    assert '<strong class="dead-letters">0</strong>' in page.text
+    assert re.search(r'<strong class="pending">\d+</strong>', page.text)
