@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test lint bench faults soak postgres-binaries chromium clean
+.PHONY: install run test lint bench faults soak postgres-binaries chromium screenshots clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ postgres-binaries:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
 		echo "installing PostgreSQL server binaries"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; }
+
+## screenshots: the console's pages as PNGs in docs/screenshots, taken by its browser test
+screenshots: $(STAMP) postgres-binaries chromium
+	RELAY_CONSOLE_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/relay/test_console.py -q -k admin_finds
 
 # The console's browser tests drive Debian's chromium (Playwright's own downloads are blocked).
 chromium:

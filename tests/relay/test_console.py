@@ -4,6 +4,7 @@ without its CSRF token, a viewer's resend, a session past its lifetime."""
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -33,6 +34,14 @@ from tests.support.relay_launcher import InProcessRelay
 from tests.support.waiting import eventually
 
 CHROMIUM = Path("/usr/bin/chromium")
+# `make screenshots` sets it: the browser test saves its pages there as PNGs
+SCREENSHOTS = os.environ.get("RELAY_CONSOLE_SCREENSHOTS")
+
+
+def screenshot(page: Page, name: str) -> None:
+    if SCREENSHOTS:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SCREENSHOTS) / f"{name}.png"), full_page=True)
 
 
 @pytest.fixture(scope="module")
@@ -73,6 +82,7 @@ def test_an_admin_finds_a_number_opens_the_row_and_resends_and_a_viewer_cannot(
     rows = page.locator("table.executions tbody tr")
     expect(rows).to_have_count(1)
     expect(rows.first.locator(".badge.pending")).to_be_visible()  # still in the spool
+    screenshot(page, "execution-history")
     time_cell = rows.first.locator("time")
     assert time_cell.get_attribute("title", timeout=1000).endswith("UTC")  # type: ignore[union-attr]
 
@@ -85,7 +95,12 @@ def test_an_admin_finds_a_number_opens_the_row_and_resends_and_a_viewer_cannot(
     expect(page.locator("ol.attempts li[data-attempt='2']")).to_contain_text("success")
     assert len(receiver.receiver.requests) == 2  # the resend reached the receiver
 
+    screenshot(page, "execution-detail")
     detail_url = page.url.split("?")[0]
+    page.get_by_role("link", name="Dashboard").click()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    expect(page.locator("svg.chart rect.ok")).to_have_count(24)
+    screenshot(page, "dashboard")
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(re.compile(r"/console/login$"))
     page.goto(detail_url)
