@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -54,6 +55,23 @@ def browser() -> Iterator[Browser]:
         launched.close()
 
 
+def one_pending_delivery(
+    start_relay: StartRelay, receiver: RunningReceiver, make_token: MakeToken
+) -> tuple[InProcessRelay, dict[str, Any]]:
+    """A relay that keeps its log rows in the spool, users ana (admin) and victor (viewer),
+    and one event delivered to Acme's webhook: its (pending) log row."""
+    relay = start_relay(**NO_DRAIN)
+    api = Api(relay.url, make_token(name="ana"))
+    make_token(name="victor", role="viewer", scope="read")
+    acme = new_company(api, "Acme")
+    new_webhook(api, acme, f"{receiver.url}/acme/ok")
+    post_event(relay, acme)
+    assert eventually(lambda: first_item(api, phone=PHONE) is not None)
+    row = first_item(api, phone=PHONE)
+    assert row is not None
+    return relay, row
+
+
 def sign_in(page: Page, relay: InProcessRelay, user: str) -> None:
     page.goto(f"{relay.url}/console/executions")
     expect(page).to_have_url(re.compile(r"/console/login$"))  # not signed in: sent to sign in
@@ -66,13 +84,7 @@ def sign_in(page: Page, relay: InProcessRelay, user: str) -> None:
 def test_an_admin_finds_a_number_opens_the_row_and_resends_and_a_viewer_cannot(
     start_relay: StartRelay, receiver: RunningReceiver, make_token: MakeToken, browser: Browser
 ) -> None:
-    relay = start_relay(**NO_DRAIN)
-    api = Api(relay.url, make_token(name="ana"))
-    make_token(name="victor", role="viewer", scope="read")
-    acme = new_company(api, "Acme")
-    new_webhook(api, acme, f"{receiver.url}/acme/ok")
-    post_event(relay, acme)
-    assert eventually(lambda: first_item(api, phone=PHONE) is not None)
+    relay, _row = one_pending_delivery(start_relay, receiver, make_token)
 
     page = browser.new_page()
     sign_in(page, relay, "ana")
@@ -133,15 +145,7 @@ def console_session(relay: InProcessRelay, user: str) -> tuple[httpx.Client, str
 def test_forms_without_the_csrf_token_and_a_viewers_resend_are_refused(
     start_relay: StartRelay, receiver: RunningReceiver, make_token: MakeToken
 ) -> None:
-    relay = start_relay(**NO_DRAIN)
-    api = Api(relay.url, make_token(name="ana"))
-    make_token(name="victor", role="viewer", scope="read")
-    acme = new_company(api, "Acme")
-    new_webhook(api, acme, f"{receiver.url}/acme/ok")
-    post_event(relay, acme)
-    assert eventually(lambda: first_item(api, phone=PHONE) is not None)
-    row = first_item(api, phone=PHONE)
-    assert row is not None
+    relay, row = one_pending_delivery(start_relay, receiver, make_token)
     resend = f"/console/messages/{row['message_id']}/resend"
 
     admin, csrf = console_session(relay, "ana")
