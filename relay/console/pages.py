@@ -25,6 +25,7 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from relay.accounts.authenticator import Authenticator
+from relay.api.companies import list_companies
 from relay.api.executions import search_log, show_execution
 from relay.api.messages import resend_message, show_message
 from relay.api.routing import Answer, Call, SpoolAccess
@@ -32,6 +33,8 @@ from relay.api.stats import read_stats
 from relay.console.chart import HEIGHT, hourly_bars
 from relay.console.sessions import COOKIE, Session, SessionStore
 from relay.errors import InputError
+from relay.execution_log.search import STATUSES
+from relay.registry.listing import COMPANY_STATUSES
 from spool import QueueStats, utc_now
 
 HERE = Path(__file__).parent
@@ -60,6 +63,7 @@ def console_routes(context: ConsoleContext) -> list[Route]:
         Route(PREFIX + "/login", pages.login, methods=["POST"]),
         Route(PREFIX + "/logout", pages.logout, methods=["POST"]),
         Route(PREFIX + "/executions", pages.executions, methods=["GET"]),
+        Route(PREFIX + "/companies", pages.companies, methods=["GET"]),
         Route(PREFIX + "/executions/{execution_id}", pages.execution, methods=["GET"]),
         Route(PREFIX + "/messages/{message_id}/resend", pages.resend, methods=["POST"]),
         Route(PREFIX + "/static/{name}", static_asset, methods=["GET"]),
@@ -170,9 +174,27 @@ class _Pages:
             "executions.html",
             200 if error is None else error.status,
             session=session,
+            statuses=STATUSES,
             page=page,
             error=error,
             search=search,
+            filters=query,
+            next_query=_next_query(request.query_params, page),
+        )
+
+    async def companies(self, request: Request) -> Response:
+        session = self._session(request)
+        if session is None:
+            return _to_login()
+        query = {k: v for k, v in request.query_params.items() if v}
+        page, error = await self._api(session, list_companies, query=query)
+        return render(
+            "companies.html",
+            200 if error is None else error.status,
+            session=session,
+            statuses=COMPANY_STATUSES,
+            page=page,
+            error=error,
             filters=query,
             next_query=_next_query(request.query_params, page),
         )

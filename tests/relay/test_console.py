@@ -209,3 +209,25 @@ def test_the_dashboard_counts_today_and_the_week_and_charts_the_hour(
     assert re.search(r"UTC: 2 \(1 failed\)</title>", page.text)
     assert '<strong class="dead-letters">0</strong>' in page.text
     assert re.search(r'<strong class="pending">\d+</strong>', page.text)
+
+
+def test_the_company_list_searches_by_name_and_status(
+    start_relay: StartRelay, make_token: MakeToken
+) -> None:
+    relay = start_relay()
+    api = Api(relay.url, make_token(name="ana"))
+    new_company(api, "Acme Cobrancas")
+    other = new_company(api, "Beta Telecom")
+    assert api.patch(f"/companies/{other}", {"status": "disabled"}).status_code == 200
+    admin, _csrf = console_session(relay, "ana")
+
+    def names(**query: str) -> list[str]:
+        page = admin.get("/console/companies", params=query)
+        assert page.status_code == 200, page.text
+        return re.findall(r'<a href="/console/executions\?company_id=[^"]+">([^<]+)</a>', page.text)
+
+    assert names() == ["Acme Cobrancas", "Beta Telecom"]
+    assert names(q="acme") == ["Acme Cobrancas"]
+    assert names(status="disabled") == ["Beta Telecom"]
+    refused = admin.get("/console/companies", params={"status": "gone"})
+    assert refused.status_code == 422 and "(status)" in refused.text
