@@ -169,17 +169,8 @@ class _Pages:
         search = query.pop("q", "").strip()
         if search:  # one box: digits are a phone number, anything else a message id
             query["phone" if _looks_like_phone(search) else "message_id"] = search
-        page, error = await self._api(session, search_log, query=query)
-        return render(
-            "executions.html",
-            200 if error is None else error.status,
-            session=session,
-            statuses=STATUSES,
-            page=page,
-            error=error,
-            search=search,
-            filters=query,
-            next_query=_next_query(request.query_params, page),
+        return await self._list_page(
+            request, session, search_log, "executions.html", query, statuses=STATUSES, search=search
         )
 
     async def companies(self, request: Request) -> Response:
@@ -187,16 +178,30 @@ class _Pages:
         if session is None:
             return _to_login()
         query = {k: v for k, v in request.query_params.items() if v}
-        page, error = await self._api(session, list_companies, query=query)
+        return await self._list_page(
+            request, session, list_companies, "companies.html", query, statuses=COMPANY_STATUSES
+        )
+
+    async def _list_page(
+        self,
+        request: Request,
+        session: Session,
+        handler: Callable[[Call], Answer],
+        template: str,
+        query: Mapping[str, str],
+        **values: Any,
+    ) -> Response:
+        """A page of an API list route's answer, with a link to the next page."""
+        page, error = await self._api(session, handler, query=query)
         return render(
-            "companies.html",
+            template,
             200 if error is None else error.status,
             session=session,
-            statuses=COMPANY_STATUSES,
             page=page,
             error=error,
             filters=query,
             next_query=_next_query(request.query_params, page),
+            **values,
         )
 
     async def execution(self, request: Request) -> Response:
