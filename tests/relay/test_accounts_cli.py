@@ -1,10 +1,12 @@
-"""`relay users ...` and `relay tokens ...` as a user runs them: real processes against the
-suite's PostgreSQL (and the embedded SQLite), passwords on their standard input."""
+"""`relay users ...` and `relay tokens ...` as a user runs them, against the suite's
+PostgreSQL (and the embedded SQLite), passwords on their standard input: in the test process
+(`relay_cli`), except one real process that reads its password from a real pipe."""
 
 from __future__ import annotations
 
 import subprocess
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,15 +20,31 @@ from relay.registry import writes
 from spool import utc_now
 from tests.relay.test_cli_registry import assert_refused, embedded
 from tests.support.environment import relay_env
-from tests.support.relay_command import run_relay
+from tests.support.relay_command import CliResult, InProcessCli, run_relay
 
 PASSWORD = "correct horse battery staple"
 
+Relay = Callable[..., CliResult]
 
-def relay(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+
+def real_relay(
+    env: dict[str, str], *args: str, stdin: str = ""
+) -> subprocess.CompletedProcess[str]:
     result = run_relay(env, *args, stdin=stdin)
     assert "Traceback" not in result.stderr, result.stderr
     return result
+
+
+@pytest.fixture
+def relay(relay_cli: InProcessCli) -> Relay:
+    """`relay(env, ARGS..., stdin="")`: the command in the test process, never a traceback."""
+
+    def run(env: dict[str, str], *args: str, stdin: str = "") -> CliResult:
+        result = relay_cli(env, *args, stdin=stdin)
+        assert "Traceback" not in result.stderr, result.stderr
+        return result
+
+    return run
 
 
 @pytest.fixture
@@ -41,8 +59,8 @@ def test_users_add_reads_the_password_from_stdin_and_never_prints_it(
 ) -> None:
     company = writes.add_company(pg_engine, "Acme").id
 
-    admin = relay(env, "users", "add", "alice", "--role", "admin", stdin=PASSWORD + "\n")
-    viewer = relay(
+    admin = real_relay(env, "users", "add", "alice", "--role", "admin", stdin=PASSWORD + "\n")
+    viewer = real_relay(
         env, "users", "add", "bob", "--role", "viewer", "--company", str(company),
         stdin=PASSWORD + "2\n",
     )  # fmt: skip
@@ -57,14 +75,16 @@ def test_users_add_reads_the_password_from_stdin_and_never_prints_it(
         hashes = {row.name: row.password_hash for row in rows}
     assert password_matches(hashes["alice"], PASSWORD)
     assert password_matches(hashes["bob"], PASSWORD + "2")
-    listing = relay(env, "users", "list")
+    listing = real_relay(env, "users", "list")
     assert listing.stdout.splitlines() == [
         "alice\tadmin\t*\tactive",
         f"bob\tviewer\t{company}\tactive",
     ]
 
 
-def test_users_edit_disable_and_enable(env: dict[str, str], pg_engine: Engine) -> None:
+def test_users_edit_disable_and_enable(
+    relay: Relay, env: dict[str, str], pg_engine: Engine
+) -> None:
     company = writes.add_company(pg_engine, "Acme").id
     relay(env, "users", "add", "alice", "--role", "admin", stdin=PASSWORD)
 
@@ -101,21 +121,21 @@ def test_users_edit_disable_and_enable(env: dict[str, str], pg_engine: Engine) -
     ],
 )  # fmt: skip
 def test_bad_user_commands_exit_2_with_one_line(
-    env: dict[str, str], args: tuple[str, ...], stdin: str, phrases: tuple[str, ...]
+    relay: Relay, env: dict[str, str], args: tuple[str, ...], stdin: str, phrases: tuple[str, ...]
 ) -> None:
     result = relay(env, *args, stdin=stdin)
     assert_refused(result, *phrases)
     assert relay(env, "users", "list").stdout == ""
 
 
-def test_a_second_user_of_the_same_name_is_refused(env: dict[str, str]) -> None:
+def test_a_second_user_of_the_same_name_is_refused(relay: Relay, env: dict[str, str]) -> None:
     assert relay(env, "users", "add", "alice", "--role", "admin", stdin=PASSWORD).returncode == 0
     again = relay(env, "users", "add", "alice", "--role", "viewer", stdin=PASSWORD)
     assert_refused(again, "user 'alice' exists already")
 
 
 def test_tokens_create_prints_the_token_once_list_never_shows_it(
-    env: dict[str, str], pg_engine: Engine
+    relay: Relay, env: dict[str, str], pg_engine: Engine
 ) -> None:
     company = writes.add_company(pg_engine, "Acme").id
     relay(env, "users", "add", "alice", "--role", "admin", stdin=PASSWORD)
@@ -144,7 +164,9 @@ def test_tokens_create_prints_the_token_once_list_never_shows_it(
     assert principal is not None and principal.companies == {company}
 
 
-def test_tokens_revoke_by_prefix_or_id(env: dict[str, str], pg_engine: Engine) -> None:
+def test_tokens_revoke_by_prefix_or_id(
+    relay: Relay, env: dict[str, str], pg_engine: Engine
+) -> None:
     relay(env, "users", "add", "alice", "--role", "admin", stdin=PASSWORD)
     first = relay(env, "tokens", "create", "--user", "alice").stdout.split("\t")
     second = relay(env, "tokens", "create", "--user", "alice").stdout.split("\t")
@@ -173,14 +195,14 @@ def test_tokens_revoke_by_prefix_or_id(env: dict[str, str], pg_engine: Engine) -
     ],
 )  # fmt: skip
 def test_bad_token_commands_exit_2_with_one_line(
-    env: dict[str, str], args: tuple[str, ...], phrases: tuple[str, ...]
+    relay: Relay, env: dict[str, str], args: tuple[str, ...], phrases: tuple[str, ...]
 ) -> None:
     relay(env, "users", "add", "viewer", "--role", "viewer", stdin=PASSWORD)
     assert_refused(relay(env, *args), *phrases)
     assert relay(env, "tokens", "list").stdout == ""
 
 
-def test_the_commands_work_on_the_embedded_database(tmp_path: Path) -> None:
+def test_the_commands_work_on_the_embedded_database(relay: Relay, tmp_path: Path) -> None:
     env = embedded(tmp_path / "var")
     assert relay(env, "migrate").returncode == 0
     assert relay(env, "users", "add", "alice", "--role", "admin", stdin=PASSWORD).returncode == 0

@@ -8,6 +8,7 @@ same settings (read from the environment), the same output and the same exit cod
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -57,18 +58,27 @@ class CliResult:
 
 class InProcessCli:
     """`relay ARGS...` run by `relay.cli.main` in the test process, with `env`'s `RELAY_*`
-    variables as its settings and its output captured by pytest's `capsys`."""
+    variables as its settings, `stdin` (if given) as its standard input (not a terminal, as
+    a pipe is not) and its output captured by pytest's `capsys`."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
         self._monkeypatch = monkeypatch
         self._capsys = capsys
 
-    def __call__(self, env: Mapping[str, str], *args: str, cwd: Path | None = None) -> CliResult:
+    def __call__(
+        self,
+        env: Mapping[str, str],
+        *args: str,
+        cwd: Path | None = None,
+        stdin: str | None = None,
+    ) -> CliResult:
         self._capsys.readouterr()  # what came before is not this command's output
         with self._monkeypatch.context() as patch, logging_restored():
             use_relay_settings(patch, env)
             if cwd is not None:
                 patch.chdir(cwd)
+            if stdin is not None:
+                patch.setattr(sys, "stdin", io.StringIO(stdin))
             code = _exit_code(list(args))
         out, err = self._capsys.readouterr()
         return CliResult(code, out, err)

@@ -52,3 +52,22 @@ def test_in_process_and_real_process_answer_alike(
     in_process = InProcessCli(monkeypatch, capsys)(embedded, *args)
     assert (in_process.returncode, in_process.stdout) == (real.returncode, real.stdout)
     assert in_process.stderr.splitlines()[:1] == real.stderr.splitlines()[:1]
+
+
+def test_standard_input_reaches_the_in_process_command_as_it_reaches_the_process(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    embedded: dict[str, str],
+) -> None:
+    run = InProcessCli(monkeypatch, capsys)
+    assert run(embedded, "migrate").returncode == 0
+    args = ("users", "add", "alice", "--role", "admin")
+    too_short = "short\n"  # refused for its length, so it must have been read
+
+    real = run_relay(embedded, *args, stdin=too_short)
+    in_process = run(embedded, *args, stdin=too_short)
+    accepted = run(embedded, *args, stdin="long enough password\n")
+
+    assert (in_process.returncode, in_process.stderr) == (real.returncode, real.stderr)
+    assert real.returncode == 2 and "8 to 1024" in real.stderr
+    assert (accepted.returncode, accepted.stdout) == (0, "alice\tadmin\t*\tactive\n")
