@@ -169,6 +169,8 @@ class _Pages:
         search = query.pop("q", "").strip()
         if search:  # one box: digits are a phone number, anything else a message id
             query["phone" if _looks_like_phone(search) else "message_id"] = search
+        else:  # a shared link names the filter itself (`?phone=...`): show it in the box
+            search = query.get("phone") or query.get("message_id") or ""
         return await self._list_page(
             request, session, search_log, "executions.html", query, statuses=STATUSES, search=search
         )

@@ -160,6 +160,21 @@ def test_forms_without_the_csrf_token_and_a_viewers_resend_are_refused(
     assert eventually(lambda: len(receiver.receiver.requests) == 2)
 
 
+def test_a_shared_link_naming_the_phone_finds_the_row_and_shows_the_number_in_the_box(
+    start_relay: StartRelay, receiver: RunningReceiver, make_token: MakeToken
+) -> None:
+    relay, row = one_pending_delivery(start_relay, receiver, make_token)
+    admin, _csrf = console_session(relay, "ana")
+
+    shared = admin.get("/console/executions", params={"phone": PHONE})
+    other = admin.get("/console/executions", params={"phone": "5511000000000"})
+
+    assert shared.status_code == 200
+    assert f'name="q" type="search" value="{PHONE}"' in shared.text
+    assert row["execution_id"] in shared.text
+    assert other.status_code == 200 and row["execution_id"] not in other.text
+
+
 def test_failed_sign_ins_are_rate_limited_and_name_no_reason(
     start_relay: StartRelay, make_token: MakeToken
 ) -> None:
