@@ -7,9 +7,10 @@ from relay.api.routing import Access, Answer, ApiRoute, Call, Param
 from relay.api.schemas import TIMESTAMP, UUID, deleted, page_of, ref
 from relay.api.visibility import visible_company
 from relay.registry import listing, writes
-from relay.registry.listing import COMPANY_STATUSES, CompanyRow
+from relay.registry.listing import CLUSTERS, COMPANY_STATUSES, CompanyRow
 
 COMPANY = "Company"
+PLATFORM = "PlatformConnection"
 SCHEMAS = {
     COMPANY: {
         "type": "object",
@@ -18,12 +19,51 @@ SCHEMAS = {
             "name": {"type": "string"},
             "status": {"enum": list(COMPANY_STATUSES)},
             "created_at": TIMESTAMP,
+            "platform": {
+                "description": "the platform connection (the token is never shown); null "
+                "without one",
+                "oneOf": [{"type": "null"}, ref(PLATFORM)],
+            },
         },
-        "required": ["id", "name", "status", "created_at"],
-    }
+        "required": ["id", "name", "status", "created_at", "platform"],
+    },
+    PLATFORM: {
+        "type": "object",
+        "properties": {
+            "cluster": {"enum": list(CLUSTERS)},
+            "stream": {
+                "description": "what the relay holding the stream last said; null until one "
+                "has tried to open it",
+                "oneOf": [
+                    {"type": "null"},
+                    {
+                        "type": "object",
+                        "properties": {
+                            "state": {
+                                "enum": ["connecting", "connected", "refused", "disconnected"]
+                            },
+                            "detail": {"type": ["string", "null"]},
+                            "holder": {"type": ["string", "null"]},
+                            "since": TIMESTAMP,
+                        },
+                        "required": ["state", "detail", "holder", "since"],
+                    },
+                ],
+            },
+        },
+        "required": ["cluster", "stream"],
+    },
 }
 NAME = {"type": "string", "minLength": 1, "maxLength": 255}
 STATUS = {"enum": list(COMPANY_STATUSES), "description": "disabled: intake answers 404 for it"}
+TOKEN = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": writes.MAX_TOKEN_LENGTH,
+    "description": "the company's 3C Plus token: the relay receives its events over socket.io "
+    "(write-only)",
+}
+CLUSTER = {"enum": list(CLUSTERS), "description": "the platform cluster (default cluster1)"}
 
 
 def company_json(company: CompanyRow) -> dict[str, object]:
@@ -32,14 +72,38 @@ def company_json(company: CompanyRow) -> dict[str, object]:
         "name": company.name,
         "status": company.status,
         "created_at": company.created_at.isoformat() if company.created_at else None,
+        "platform": _platform_json(company),
+    }
+
+
+def _platform_json(company: CompanyRow) -> dict[str, object] | None:
+    if not company.platform_token_set:
+        return None
+    stream = company.stream
+    return {
+        "cluster": company.cluster,
+        "stream": None
+        if stream is None
+        else {
+            "state": stream.state,
+            "detail": stream.detail,
+            "holder": stream.holder,
+            "since": stream.since.isoformat() if stream.since else None,
+        },
     }
 
 
 def create_company(call: Call) -> Answer:
-    params.only_fields(call.body, ("name",))
+    params.only_fields(call.body, ("name", "platform_token", "cluster"))
     name = params.text(call.body, "name", required=True)
     assert name is not None
-    return Answer(201, company_json(writes.add_company(call.engine, name)))
+    added = writes.add_company(
+        call.engine,
+        name,
+        platform_token=params.text(call.body, "platform_token"),
+        cluster=params.text(call.body, "cluster"),
+    )
+    return Answer(201, company_json(added))
 
 
 def list_companies(call: Call) -> Answer:
@@ -62,15 +126,27 @@ def get_company(call: Call) -> Answer:
 
 
 def edit_company(call: Call) -> Answer:
-    params.only_fields(call.body, ("name", "status"))
+    params.only_fields(call.body, ("name", "status", "platform_token", "cluster"))
     company_id = visible_company(call, params.path_id(call, "company_id")).id
     changed = writes.edit_company(
         call.engine,
         company_id,
         name=params.text(call.body, "name"),
         status=params.text(call.body, "status"),
+        platform=_platform_change(call),
     )
     return Answer(200, company_json(changed))
+
+
+def _platform_change(call: Call) -> writes.PlatformChange | None:
+    """`platform_token` sets the token, `null` removes the connection; `cluster` moves it."""
+    body = call.body
+    if "platform_token" not in body and "cluster" not in body:
+        return None
+    remove = "platform_token" in body and body["platform_token"] is None
+    return writes.PlatformChange(
+        params.text(body, "platform_token"), params.text(body, "cluster"), remove
+    )
 
 
 def delete_company(call: Call) -> Answer:
@@ -90,7 +166,7 @@ ROUTES = (
         status=201,
         body={
             "type": "object",
-            "properties": {"name": NAME},
+            "properties": {"name": NAME, "platform_token": TOKEN, "cluster": CLUSTER},
             "required": ["name"],
             "additionalProperties": False,
         },
@@ -123,13 +199,21 @@ ROUTES = (
     ApiRoute(
         "PATCH",
         "/companies/{company_id}",
-        "Rename, disable or enable a company",
+        "Rename, disable or enable a company, or change its platform connection",
         Access.WRITE,
         edit_company,
         ref(COMPANY),
         body={
             "type": "object",
-            "properties": {"name": NAME, "status": STATUS},
+            "properties": {
+                "name": NAME,
+                "status": STATUS,
+                "platform_token": {
+                    "oneOf": [TOKEN, {"type": "null"}],
+                    "description": "a new token; null removes the platform connection",
+                },
+                "cluster": CLUSTER,
+            },
             "additionalProperties": False,
         },
         errors=(404, 413, 415, 422),

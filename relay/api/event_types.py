@@ -15,14 +15,24 @@ SCHEMAS = {
         "properties": {
             "name": {"type": "string", "examples": ["call-history-was-created"]},
             "display_name": {"type": ["string", "null"]},
+            "id_path": {
+                "type": ["string", "null"],
+                "description": "where its events carry their own id; the platform source "
+                "drops a repeat of an id it has seen",
+                "examples": ["callHistory._id"],
+            },
         },
-        "required": ["name", "display_name"],
+        "required": ["name", "display_name", "id_path"],
     }
 }
 
 
 def event_type_json(event_type: EventType) -> dict[str, object]:
-    return {"name": event_type.name, "display_name": event_type.display_name}
+    return {
+        "name": event_type.name,
+        "display_name": event_type.display_name,
+        "id_path": event_type.id_path,
+    }
 
 
 def list_event_types(call: Call) -> Answer:
@@ -35,10 +45,15 @@ def list_event_types(call: Call) -> Answer:
 
 
 def add_event_type(call: Call) -> Answer:
-    params.only_fields(call.body, ("name", "display_name"))
+    params.only_fields(call.body, ("name", "display_name", "id_path"))
     name = params.text(call.body, "name", required=True)
     assert name is not None
-    added = writes.add_event_type(call.engine, name, params.text(call.body, "display_name"))
+    added = writes.add_event_type(
+        call.engine,
+        name,
+        params.text(call.body, "display_name"),
+        params.text(call.body, "id_path"),
+    )
     return Answer(201, event_type_json(added))
 
 
@@ -66,6 +81,7 @@ ROUTES = (
             "properties": {
                 "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$"},
                 "display_name": {"type": ["string", "null"], "maxLength": 255},
+                "id_path": {"type": ["string", "null"], "maxLength": 200},
             },
             "required": ["name"],
             "additionalProperties": False,

@@ -1,5 +1,5 @@
-"""`relay companies ...` and `relay webhooks ...`: manage who gets which events, through the
-same registry functions as the management API (relay/registry/writes.py)."""
+"""`relay companies ...`, `relay webhooks ...` and `relay events ...`: manage who gets which
+events, through the same registry functions as the management API (relay/registry/writes.py)."""
 
 from __future__ import annotations
 
@@ -13,26 +13,38 @@ from sqlalchemy import Engine
 from relay.cli.support import CommandError, admin, database
 from relay.registry import listing, writes
 from relay.registry.filters import Filter, InvalidFilter, parse_filters
-from relay.registry.listing import COMPANY_STATUSES, WebhookRow
+from relay.registry.listing import CLUSTERS, COMPANY_STATUSES, CompanyRow, WebhookRow
 from relay.settings import RelaySettings
 
 PAGE = 500
 
 
 def add_registry_commands(commands: Any) -> Any:
-    """`relay companies ...` and `relay webhooks ...`; returns the webhooks' subcommands, to
-    which the execution-log commands add `webhooks recover`."""
+    """`relay companies|webhooks|events ...`; returns the webhooks' subcommands, to which the
+    execution-log commands add `webhooks recover`."""
     companies = commands.add_parser("companies", help="add, list, edit and delete companies")
     company_commands = companies.add_subparsers(dest="companies_command", required=True)
     add = company_commands.add_parser("add", help="add a company; prints its id")
     add.add_argument("name")
+    _platform_options(add)
     add.set_defaults(handler=_add_company)
-    company_commands.add_parser("list", help="list companies").set_defaults(handler=_list_companies)
-    edit = company_commands.add_parser("edit", help="rename, disable or enable a company")
+    company_commands.add_parser(
+        "list",
+        help="list companies: id, status, platform connection (cluster and stream), name",
+    ).set_defaults(handler=_list_companies)
+    edit = company_commands.add_parser(
+        "edit", help="rename, disable or enable a company, or change its platform connection"
+    )
     edit.add_argument("id", type=uuid_argument)
     edit.add_argument("--name", help="new name")
     edit.add_argument(
         "--status", choices=COMPANY_STATUSES, help="disabled: intake answers 404 for it"
+    )
+    _platform_options(edit)
+    edit.add_argument(
+        "--no-platform",
+        action="store_true",
+        help="forget the platform token: the relay closes the company's stream",
     )
     edit.set_defaults(handler=_edit_company)
     delete = company_commands.add_parser(
@@ -77,7 +89,39 @@ def add_registry_commands(commands: Any) -> Any:
         one = webhook_commands.add_parser(command, help=help_text)
         one.add_argument("id", type=uuid_argument)
         one.set_defaults(handler=handler)
+    _add_event_commands(commands)
     return webhook_commands
+
+
+def _platform_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--platform-token",
+        metavar="TOKEN",
+        help="the company's 3C Plus token: the relay receives its events over socket.io "
+        "(stored, never printed back)",
+    )
+    parser.add_argument(
+        "--cluster",
+        choices=CLUSTERS,
+        help="the platform cluster the company lives on (default cluster1)",
+    )
+
+
+def _add_event_commands(commands: Any) -> None:
+    events = commands.add_parser("events", help="the event catalog: list and add event types")
+    event_commands = events.add_subparsers(dest="events_command", required=True)
+    add = event_commands.add_parser("add", help="add an event type webhooks may subscribe to")
+    add.add_argument("name", help="e.g. call-was-recorded")
+    add.add_argument("--display-name", help="what people see")
+    add.add_argument(
+        "--id-path",
+        help="where its events carry their own id, e.g. callHistory._id: the platform "
+        "source drops a repeat of an id it has seen",
+    )
+    add.set_defaults(handler=_add_event)
+    event_commands.add_parser(
+        "list", help="list event types: name, id path, display name"
+    ).set_defaults(handler=_list_events)
 
 
 def uuid_argument(text: str) -> uuid.UUID:
@@ -111,7 +155,12 @@ def _filters(text: str) -> tuple[Filter, ...]:
 
 def _add_company(args: argparse.Namespace, settings: RelaySettings) -> int:
     with database(settings) as engine:
-        company = admin(lambda e: writes.add_company(e, args.name), engine)
+        company = admin(
+            lambda e: writes.add_company(
+                e, args.name, platform_token=args.platform_token, cluster=args.cluster
+            ),
+            engine,
+        )
     print(f"{company.id}\t{company.name}")
     return 0
 
@@ -125,19 +174,42 @@ def _list_companies(_args: argparse.Namespace, settings: RelaySettings) -> int:
             engine,
         )
     for company in rows:
-        print(f"{company.id}\t{company.status}\t{company.name}")
+        print(_company_line(company))
     return 0
 
 
 def _edit_company(args: argparse.Namespace, settings: RelaySettings) -> int:
-    if args.name is None and args.status is None:
-        raise CommandError("nothing to change: give --name or --status")
+    platform = None
+    if args.platform_token is not None or args.cluster is not None or args.no_platform:
+        platform = writes.PlatformChange(args.platform_token, args.cluster, args.no_platform)
+    if args.name is None and args.status is None and platform is None:
+        raise CommandError(
+            "nothing to change: give --name, --status, --platform-token, --cluster or --no-platform"
+        )
     with database(settings) as engine:
         company = admin(
-            lambda e: writes.edit_company(e, args.id, name=args.name, status=args.status), engine
+            lambda e: writes.edit_company(
+                e, args.id, name=args.name, status=args.status, platform=platform
+            ),
+            engine,
         )
-    print(f"{company.id}\t{company.status}\t{company.name}")
+    print(_company_line(company))
     return 0
+
+
+def _company_line(company: CompanyRow) -> str:
+    """id, status, platform connection, name (last: it may hold spaces). The connection is
+    `-` without a token, else the cluster and what its stream is doing (`cluster1
+    connected`, `cluster1 refused: invalid token`) once a relay has tried to open it."""
+    if not company.platform_token_set:
+        return f"{company.id}\t{company.status}\t-\t{company.name}"
+    platform = company.cluster or "-"
+    stream = company.stream
+    if stream is not None:
+        platform += f" {stream.state}"
+        if stream.detail:
+            platform += ": " + " ".join(stream.detail.split())
+    return f"{company.id}\t{company.status}\t{platform}\t{company.name}"
 
 
 def _delete_company(args: argparse.Namespace, settings: RelaySettings) -> int:
@@ -256,3 +328,28 @@ def _webhook_line(webhook: WebhookRow) -> str:
     return (
         f"{webhook.id}\t{webhook.company_id}\t{webhook.status}\t{signed}\t{events}\t{webhook.url}"
     )
+
+
+# -- the event catalog --------------------------------------------------------------------------
+
+
+def _add_event(args: argparse.Namespace, settings: RelaySettings) -> int:
+    with database(settings) as engine:
+        added = admin(
+            lambda e: writes.add_event_type(e, args.name, args.display_name, args.id_path), engine
+        )
+    print(f"event {added.name} added")
+    return 0
+
+
+def _list_events(_args: argparse.Namespace, settings: RelaySettings) -> int:
+    with database(settings) as engine:
+        rows = admin(
+            lambda e: list(
+                listing.every(lambda cursor: listing.event_types_page(e, limit=PAGE, cursor=cursor))
+            ),
+            engine,
+        )
+    for event in rows:
+        print(f"{event.name}\t{event.id_path or '-'}\t{event.display_name or ''}")
+    return 0

@@ -31,6 +31,10 @@ companies = sa.Table(
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("status", sa.String(20), server_default="active"),
     sa.Column("created_at", Timestamp, server_default=sa.func.now()),
+    # The platform connection (alembic/versions/0005): the 3C Plus token, never shown back,
+    # and its cluster; without a token the company is fed by `POST /v1/events` only.
+    sa.Column("platform_token", sa.Text()),
+    sa.Column("cluster", sa.String(20)),
     sa.Index("idx_companies_created", "created_at", "id"),  # the API's keyset pages
 )
 
@@ -40,6 +44,9 @@ events = sa.Table(
     sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
     sa.Column("name", sa.String(100), nullable=False, unique=True),
     sa.Column("display_name", sa.String(255)),
+    # Where an event of this type carries its own unique id (`callHistory._id`): the platform
+    # source drops a repeat of an id it has seen.
+    sa.Column("id_path", sa.String(200)),
 )
 
 webhooks = sa.Table(
@@ -144,6 +151,24 @@ webhook_executions = sa.Table(
         sa.text("execution_id DESC"),
     ),
     sa.Index("idx_webhook_executions_message", "message_id", "created_at"),
+)
+
+# What each company's platform stream is doing, written by the relay that holds it (on a state
+# change, not per event): `relay companies list`, `/readyz` and the console read it.
+platform_streams = sa.Table(
+    "platform_streams",
+    metadata,
+    sa.Column(
+        "company_id",
+        sa.Uuid(),
+        sa.ForeignKey("companies.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("detail", sa.Text()),
+    sa.Column("holder", sa.String(255)),
+    sa.Column("since", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
 )
 
 # People and their API tokens (relay/accounts). A user limited to some companies lists their

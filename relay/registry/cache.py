@@ -15,6 +15,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio.to_thread
 import sqlalchemy as sa
@@ -23,6 +24,7 @@ from sqlalchemy import Engine
 from relay.db.schema import companies, events, webhook_events, webhooks
 from relay.ops import redaction
 from relay.registry.filters import Filter, InvalidFilter, matches_all, parse_filters
+from relay.registry.listing import DEFAULT_CLUSTER
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +32,19 @@ ACTIVE = "active"
 
 
 @dataclass(frozen=True)
+class PlatformAccess:
+    """How the relay reaches a company's events on the platform (its socket.io stream)."""
+
+    token: str = field(repr=False)
+    cluster: str
+
+
+@dataclass(frozen=True)
 class Company:
     id: uuid.UUID
     name: str
     active: bool
+    platform: PlatformAccess | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +73,8 @@ class RegistrySnapshot:
         default_factory=dict
     )
     webhooks: Mapping[uuid.UUID, Subscription] = field(default_factory=dict)
+    # event name -> where its events carry their own id (`callHistory._id`), where known
+    id_paths: Mapping[str, str] = field(default_factory=dict)
 
     def matching(self, company_id: uuid.UUID, event: str, data: object) -> list[Subscription]:
         """Active, not deleted webhooks of the company subscribed to `event` whose filters pass."""
@@ -81,14 +94,16 @@ class RegistrySnapshot:
 def load_snapshot(engine: Engine) -> RegistrySnapshot:
     """Read the whole registry in one short transaction."""
     with engine.connect() as conn:
-        company_rows = conn.execute(sa.select(companies.c.id, companies.c.name, companies.c.status))
-        known = {
-            row.id: Company(row.id, row.name, (row.status or ACTIVE) == ACTIVE)
-            for row in company_rows
-        }
-        event_ids = {
-            row.name: row.id for row in conn.execute(sa.select(events.c.id, events.c.name))
-        }
+        company_rows = conn.execute(
+            sa.select(
+                companies.c.id,
+                companies.c.name,
+                companies.c.status,
+                companies.c.platform_token,
+                companies.c.cluster,
+            )
+        ).all()
+        event_rows = conn.execute(sa.select(events.c.id, events.c.name, events.c.id_path)).all()
         rows = conn.execute(
             sa.select(
                 webhooks.c.id,
@@ -110,7 +125,13 @@ def load_snapshot(engine: Engine) -> RegistrySnapshot:
         ).all()
     by_key: dict[tuple[uuid.UUID, str], list[Subscription]] = defaultdict(list)
     by_webhook: dict[uuid.UUID, Subscription] = {}
-    redaction.register_all(row.secret for row in rows)  # from now on masked in every log line
+    # From now on masked in every log line.
+    redaction.register_all(
+        [*(row.secret for row in rows), *(c.platform_token for c in company_rows)]
+    )
+    known = {row.id: _company(row) for row in company_rows}
+    event_ids = {row.name: row.id for row in event_rows}
+    id_paths = {row.name: row.id_path for row in event_rows if row.id_path}
     for row in rows:
         try:
             filters = parse_filters(row.filters if row.filters is not None else [])
@@ -123,8 +144,15 @@ def load_snapshot(engine: Engine) -> RegistrySnapshot:
         by_key[(row.company_id, row.event_name)].append(subscription)
         by_webhook[row.id] = subscription
     return RegistrySnapshot(
-        known, event_ids, {key: tuple(subs) for key, subs in by_key.items()}, by_webhook
+        known, event_ids, {key: tuple(subs) for key, subs in by_key.items()}, by_webhook, id_paths
     )
+
+
+def _company(row: Any) -> Company:  # a Row of load_snapshot's company query
+    platform = None
+    if row.platform_token:
+        platform = PlatformAccess(row.platform_token, row.cluster or DEFAULT_CLUSTER)
+    return Company(row.id, row.name, (row.status or ACTIVE) == ACTIVE, platform)
 
 
 def fingerprint(engine: Engine) -> tuple[object, ...]:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection, Engine
 
 from relay.db.keyset import decode_cursor, encode_cursor
-from relay.db.schema import as_utc, companies, events, webhook_events, webhooks
+from relay.db.schema import as_utc, companies, events, platform_streams, webhook_events, webhooks
 from relay.registry.filters import JsonValue
 
 T = TypeVar("T")
@@ -26,6 +26,18 @@ ACTIVE = "active"
 DISABLED = "disabled"
 DELETED = "deleted"
 COMPANY_STATUSES = (ACTIVE, DISABLED)  # what a person may set and search; DELETED is ours
+CLUSTERS = ("cluster1", "cluster2")  # the platform's clusters (RELAY_PLATFORM_CLUSTER*_URL)
+DEFAULT_CLUSTER = CLUSTERS[0]
+
+
+@dataclass(frozen=True)
+class StreamRow:
+    """What the relay holding a company's platform stream last said of it."""
+
+    state: str  # connecting, connected, refused, disconnected, closed
+    detail: str | None
+    holder: str | None
+    since: datetime | None
 
 
 @dataclass(frozen=True)
@@ -34,6 +46,9 @@ class CompanyRow:
     name: str
     status: str
     created_at: datetime | None
+    cluster: str | None = None  # set with a platform token, None without one
+    platform_token_set: bool = False  # the token itself is never read back
+    stream: StreamRow | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +73,7 @@ class WebhookRow:
 class EventType:
     name: str
     display_name: str | None
+    id_path: str | None = None  # where its events carry their own id, for dedupe
 
 
 @dataclass(frozen=True)
@@ -72,10 +88,26 @@ class Page(Generic[T]):
 
 
 def company(conn: Connection, company_id: uuid.UUID) -> CompanyRow | None:
-    row = conn.execute(sa.select(companies).where(companies.c.id == company_id)).first()
+    row = conn.execute(_companies().where(companies.c.id == company_id)).first()
     if row is None or row.status == DELETED:
         return None
     return _company(row)
+
+
+def _companies() -> sa.Select[tuple[object, ...]]:
+    """Companies with their stream's row; the token only as whether there is one."""
+    return sa.select(
+        companies.c.id,
+        companies.c.name,
+        companies.c.status,
+        companies.c.created_at,
+        companies.c.cluster,
+        companies.c.platform_token.is_not(None).label("platform_token_set"),
+        platform_streams.c.state.label("stream_state"),
+        platform_streams.c.detail.label("stream_detail"),
+        platform_streams.c.holder.label("stream_holder"),
+        platform_streams.c.since.label("stream_since"),
+    ).outerjoin(platform_streams, platform_streams.c.company_id == companies.c.id)
 
 
 def companies_page(
@@ -91,7 +123,7 @@ def companies_page(
     """Companies oldest first; `visible` limits them to those ids, `name` is an exact name,
     `contains` a case-insensitive part of it, `status` one of COMPANY_STATUSES."""
     key = (companies.c.created_at, companies.c.id)
-    query = sa.select(companies).where(sa.func.coalesce(companies.c.status, ACTIVE) != DELETED)
+    query = _companies().where(sa.func.coalesce(companies.c.status, ACTIVE) != DELETED)
     if visible is not None:
         query = query.where(companies.c.id.in_(list(visible)))
     if name is not None:
@@ -106,7 +138,20 @@ def companies_page(
 
 
 def _company(row: sa.Row[tuple[object, ...]]) -> CompanyRow:
-    return CompanyRow(row.id, row.name, row.status or ACTIVE, as_utc(row.created_at))
+    stream = None
+    if row.stream_state is not None:
+        stream = StreamRow(
+            row.stream_state, row.stream_detail, row.stream_holder, as_utc(row.stream_since)
+        )
+    return CompanyRow(
+        row.id,
+        row.name,
+        row.status or ACTIVE,
+        as_utc(row.created_at),
+        cluster=row.cluster,
+        platform_token_set=bool(row.platform_token_set),
+        stream=stream,
+    )
 
 
 # -- webhooks -----------------------------------------------------------------------------------
@@ -180,14 +225,14 @@ def _webhooks(conn: Connection, rows: list[sa.Row[tuple[object, ...]]]) -> list[
 
 def event_types_page(engine: Engine, *, limit: int, cursor: str | None = None) -> Page[EventType]:
     """Event types by name."""
-    query = sa.select(events.c.name, events.c.display_name)
+    query = sa.select(events.c.name, events.c.display_name, events.c.id_path)
     return _page(
         engine,
         query,
         (events.c.name,),
         cursor,
         limit,
-        lambda conn, rows: [EventType(r.name, r.display_name) for r in rows],
+        lambda conn, rows: [EventType(r.name, r.display_name, r.id_path) for r in rows],
     )
 
 

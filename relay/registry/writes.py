@@ -24,11 +24,14 @@ from sqlalchemy import Connection, Engine
 
 from relay.db.schema import companies, events, webhook_events, webhooks
 from relay.errors import InputError
+from relay.ops import redaction
 from relay.registry import listing
 from relay.registry.filters import Filter, JsonValue, filters_to_json
 from relay.registry.listing import (
     ACTIVE,
+    CLUSTERS,
     COMPANY_STATUSES,
+    DEFAULT_CLUSTER,
     DELETED,
     DISABLED,
     CompanyRow,
@@ -37,6 +40,8 @@ from relay.registry.listing import (
 )
 
 EVENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
+ID_PATH = re.compile(r"[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+){0,9}")
+MAX_TOKEN_LENGTH = 1000
 Subscriptions = Mapping[str, tuple[Filter, ...]]  # event name -> the filters it must pass
 
 
@@ -46,6 +51,16 @@ class AdminError(InputError):
 
     def __init__(self, message: str, *, field: str, status: int = 422) -> None:
         super().__init__(status, field, message)
+
+
+@dataclass(frozen=True)
+class PlatformChange:
+    """A change to a company's platform connection; None leaves a part as it is. `remove`
+    forgets the token and cluster: the relay closes the company's stream."""
+
+    token: str | None = None
+    cluster: str | None = None
+    remove: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,22 +83,37 @@ def new_signing_secret() -> str:
 # -- companies ----------------------------------------------------------------------------------
 
 
-def add_company(engine: Engine, name: str) -> CompanyRow:
+def add_company(
+    engine: Engine, name: str, *, platform_token: str | None = None, cluster: str | None = None
+) -> CompanyRow:
+    """A new company; with a platform token, the relay opens its platform stream as soon as
+    it has an active webhook (`cluster` defaults to cluster1)."""
     name = _company_name(name)
+    platform = _platform_values(PlatformChange(platform_token, cluster), had_token=False)
     company_id = uuid.uuid4()
     now = datetime.now(UTC)
     with engine.begin() as conn:
         conn.execute(
-            companies.insert().values(id=company_id, name=name, status=ACTIVE, created_at=now)
+            companies.insert().values(
+                id=company_id, name=name, status=ACTIVE, created_at=now, **platform
+            )
         )
-    return CompanyRow(company_id, name, ACTIVE, now)
+        added = listing.company(conn, company_id)
+    assert added is not None  # inserted in this transaction
+    return added
 
 
 def edit_company(
-    engine: Engine, company_id: uuid.UUID, *, name: str | None = None, status: str | None = None
+    engine: Engine,
+    company_id: uuid.UUID,
+    *,
+    name: str | None = None,
+    status: str | None = None,
+    platform: PlatformChange | None = None,
 ) -> CompanyRow:
-    """Rename a company, or disable it (intake then answers 404 for it) or enable it."""
-    values: dict[str, str] = {}
+    """Rename a company, disable it (intake then answers 404 for it and its stream closes)
+    or enable it, or change its platform connection."""
+    values: dict[str, str | None] = {}
     if name is not None:
         values["name"] = _company_name(name)
     if status is not None:
@@ -94,7 +124,9 @@ def edit_company(
             )
         values["status"] = status
     with engine.begin() as conn:
-        _live_company(conn, company_id)
+        current = _live_company(conn, company_id)
+        if platform is not None:
+            values |= _platform_values(platform, had_token=current.platform_token_set)
         if values:
             conn.execute(companies.update().where(companies.c.id == company_id).values(values))
             _touch_webhooks_of(conn, company_id)
@@ -122,9 +154,46 @@ def _company_name(name: str) -> str:
     return name
 
 
-def _live_company(conn: Connection, company_id: uuid.UUID) -> None:
-    if listing.company(conn, company_id) is None:
+def _platform_values(change: PlatformChange, *, had_token: bool) -> dict[str, str | None]:
+    """The columns a platform change sets, refusing what the relay could not connect with."""
+    if change.remove:
+        if change.token is not None or change.cluster is not None:
+            raise AdminError(
+                "removing the platform connection takes no token or cluster",
+                field="platform_token",
+            )
+        return {"platform_token": None, "cluster": None}
+    values: dict[str, str | None] = {}
+    if change.token is not None:
+        token = change.token.strip()
+        if not token or len(token) > MAX_TOKEN_LENGTH or any(c.isspace() for c in token):
+            raise AdminError(
+                f"platform token must be 1 to {MAX_TOKEN_LENGTH} characters without spaces",
+                field="platform_token",
+            )
+        redaction.register(token)  # masked in every log line of this process from now on
+        values["platform_token"] = token
+        if not had_token:
+            values["cluster"] = DEFAULT_CLUSTER
+    if change.cluster is not None:
+        if change.cluster not in CLUSTERS:
+            raise AdminError(
+                f"cluster must be one of {', '.join(CLUSTERS)}, not {change.cluster!r}",
+                field="cluster",
+            )
+        if change.token is None and not had_token:
+            raise AdminError(
+                "a cluster needs a platform token: give the token too", field="cluster"
+            )
+        values["cluster"] = change.cluster
+    return values
+
+
+def _live_company(conn: Connection, company_id: uuid.UUID) -> CompanyRow:
+    found = listing.company(conn, company_id)
+    if found is None:
         raise AdminError(f"unknown company {company_id}", field="company_id", status=404)
+    return found
 
 
 def _touch_webhooks_of(conn: Connection, company_id: uuid.UUID) -> None:
@@ -298,8 +367,11 @@ def _event_ids(conn: Connection, names: Sequence[str]) -> dict[str, int]:
     }
     for name in names:
         if name not in known:
-            listed = ", ".join(sorted(known))
-            raise AdminError(f"unknown event {name!r} (known: {listed})", field="events")
+            raise AdminError(
+                f"unknown event {name!r} (`relay events list` or GET /api/v1/events "
+                "shows the catalog)",
+                field="events",
+            )
     return {name: known[name] for name in names}
 
 
@@ -349,8 +421,11 @@ def _resubscribe(
 # -- the event catalog --------------------------------------------------------------------------
 
 
-def add_event_type(engine: Engine, name: str, display_name: str | None = None) -> EventType:
-    """A new event type webhooks may subscribe to and intake accepts."""
+def add_event_type(
+    engine: Engine, name: str, display_name: str | None = None, id_path: str | None = None
+) -> EventType:
+    """A new event type webhooks may subscribe to, intake accepts and the platform source
+    hands on; `id_path` says where its events carry their own id (repeats are dropped)."""
     if not isinstance(name, str) or not EVENT_NAME.fullmatch(name):
         raise AdminError(
             "event name must be 1 to 100 letters, digits or . _ : - (starting with a letter "
@@ -359,9 +434,17 @@ def add_event_type(engine: Engine, name: str, display_name: str | None = None) -
         )
     if display_name is not None and len(display_name) > 255:
         raise AdminError("display name must be at most 255 characters", field="display_name")
+    if id_path is not None and not ID_PATH.fullmatch(id_path):
+        raise AdminError(
+            "id path must be up to 10 dot-separated keys of letters, digits, _ $ or - "
+            "(e.g. callHistory._id)",
+            field="id_path",
+        )
     try:
         with engine.begin() as conn:
-            conn.execute(events.insert().values(name=name, display_name=display_name))
+            conn.execute(
+                events.insert().values(name=name, display_name=display_name, id_path=id_path)
+            )
     except sa.exc.IntegrityError:  # events.name is unique
         raise AdminError(f"event {name!r} exists already", field="name", status=409) from None
-    return EventType(name, display_name)
+    return EventType(name, display_name, id_path)

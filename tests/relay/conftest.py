@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from relay.db.schema import events
+from relay.db.schema import companies, events
 from relay.inbox.store import EventInbox
 from relay.registry import writes
 from relay.registry.cache import Registry
@@ -128,3 +128,14 @@ def start_relay(
     yield start
     for relay in running:
         relay.stop()
+
+
+def platform_columns(engine: Engine, company_id: uuid.UUID) -> tuple[object, object]:
+    """The company's stored platform token and cluster, as the database holds them."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(companies.c.platform_token, companies.c.cluster).where(
+                companies.c.id == company_id
+            )
+        ).one()
+    return row.platform_token, row.cluster

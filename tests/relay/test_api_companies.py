@@ -14,11 +14,11 @@ from sqlalchemy import Engine
 from relay.accounts import store
 from relay.db import migrations
 from relay.db.engine import make_engine
-from relay.db.schema import companies, webhooks
+from relay.db.schema import companies, platform_streams, webhooks
 from relay.runtime.service import RelayService
 from relay.settings import RelaySettings
 from spool import utc_now
-from tests.relay.conftest import add_company, add_webhook
+from tests.relay.conftest import add_company, add_webhook, platform_columns
 from tests.relay.test_intake_http import assert_json_error as assert_error
 from tests.support.api_fixtures import PASSWORD, Api, MakeToken
 from tests.support.receivers import RunningReceiver, ThreadedServer
@@ -33,8 +33,12 @@ def test_post_creates_a_company_and_answers_201(admin_api: Api, pg_engine: Engin
 
     assert response.status_code == 201, response.text
     answer = response.json()
-    assert set(answer) == {"id", "name", "status", "created_at"}
-    assert (answer["name"], answer["status"]) == ("Acme Cobrancas", "active")
+    assert set(answer) == {"id", "name", "status", "created_at", "platform"}
+    assert (answer["name"], answer["status"], answer["platform"]) == (
+        "Acme Cobrancas",
+        "active",
+        None,
+    )
     with pg_engine.connect() as conn:
         row = conn.execute(sa.select(companies).where(companies.c.id == answer["id"])).one()
     assert row.name == "Acme Cobrancas"
@@ -149,12 +153,60 @@ def test_patch_renames_and_disables_and_intake_follows(
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({"status": "deleted"}, "status"), ({"name": ""}, "name"), ({"id": "x"}, "id")],
+    [
+        ({"status": "deleted"}, "status"),
+        ({"name": ""}, "name"),
+        ({"id": "x"}, "id"),
+        ({"cluster": "cluster2"}, "cluster"),  # no token to go with it
+        ({"platform_token": "two words"}, "platform_token"),
+        ({"platform_token": 12}, "platform_token"),
+        ({"platform_token": None, "cluster": "cluster2"}, "platform_token"),
+    ],
 )
 def test_patch_with_bad_values_is_422(admin_api: Api, body: dict[str, str], field: str) -> None:
     company = admin_api.post("/companies", {"name": "Acme"}).json()
     assert_error(admin_api.patch(f"/companies/{company['id']}", body), 422, field)
     assert admin_api.get(f"/companies/{company['id']}").json() == company
+
+
+def test_a_platform_connection_is_set_moved_and_removed_and_the_token_never_shown(
+    admin_api: Api, pg_engine: Engine
+) -> None:
+    created = admin_api.post(
+        "/companies", {"name": "Acme", "platform_token": "tok-api-1", "cluster": "cluster2"}
+    )
+    assert created.status_code == 201, created.text
+    company = created.json()
+    assert company["platform"] == {"cluster": "cluster2", "stream": None}
+    assert platform_columns(pg_engine, uuid.UUID(company["id"])) == ("tok-api-1", "cluster2")
+    with pg_engine.begin() as conn:
+        conn.execute(
+            platform_streams.insert().values(
+                company_id=uuid.UUID(company["id"]),
+                state="connected",
+                holder="relay-a",
+                since=utc_now(),
+                updated_at=utc_now(),
+            )
+        )
+
+    moved = admin_api.patch(f"/companies/{company['id']}", {"cluster": "cluster1"}).json()
+    renewed = admin_api.patch(f"/companies/{company['id']}", {"platform_token": "tok-api-2"})
+    read = admin_api.get(f"/companies/{company['id']}")
+
+    assert moved["platform"]["cluster"] == "cluster1"
+    assert moved["platform"]["stream"]["state"] == "connected"
+    assert moved["platform"]["stream"]["holder"] == "relay-a"
+    for answer in (created, renewed, read, admin_api.get("/companies")):
+        assert "tok-api" not in answer.text
+    assert platform_columns(pg_engine, uuid.UUID(company["id"])) == ("tok-api-2", "cluster1")
+
+    removed = admin_api.patch(f"/companies/{company['id']}", {"platform_token": None}).json()
+
+    assert removed["platform"] is None
+    assert platform_columns(pg_engine, uuid.UUID(company["id"])) == (None, None)
+    refused = admin_api.post("/companies", {"name": "B", "platform_token": "t", "cluster": "c9"})
+    assert_error(refused, 422, "cluster")
 
 
 def test_unknown_and_malformed_ids(admin_api: Api) -> None:

@@ -7,19 +7,20 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from relay.db.schema import webhook_events, webhooks
+from relay.db.schema import platform_streams, webhook_events, webhooks
 from relay.errors import StartupError
 from relay.registry import writes
 from relay.registry.cache import load_snapshot
 from relay.registry.filters import parse_filters
 from relay.runtime.service import check_bind_address
-from tests.relay.conftest import EVENT
+from tests.relay.conftest import EVENT, platform_columns
 from tests.support.environment import relay_env
 from tests.support.relay_command import CliResult, InProcessCli, run_relay
 from tests.support.relay_launcher import RelayProcess
@@ -107,13 +108,13 @@ def test_companies_add_prints_the_id_and_list_shows_them(relay: Relay, env: dict
     for result in added:
         assert result.returncode == 0, result.stderr
         company_id, name = result.stdout.strip().split("\t")
-        expected.add(f"{uuid.UUID(company_id)}\tactive\t{name}")
+        expected.add(f"{uuid.UUID(company_id)}\tactive\t-\t{name}")
 
     result = relay(env, "companies", "list")
 
     assert result.returncode == 0, result.stderr
     assert set(result.stdout.splitlines()) == expected
-    assert {line.split("\t")[2] for line in expected} == {"Acme Cobrancas", "Beta"}
+    assert {line.split("\t")[3] for line in expected} == {"Acme Cobrancas", "Beta"}
 
 
 def test_a_company_name_must_be_1_to_255_characters(relay: Relay, env: dict[str, str]) -> None:
@@ -122,6 +123,73 @@ def test_a_company_name_must_be_1_to_255_characters(relay: Relay, env: dict[str,
         assert_refused(result, "company name must be 1 to 255")
     listing = relay(env, "companies", "list")
     assert (listing.returncode, listing.stdout) == (0, "")
+
+
+def test_a_company_with_a_platform_connection(
+    relay: Relay, env: dict[str, str], pg_engine: Engine
+) -> None:
+    """The token is stored and never printed back; the list shows the cluster and, once a
+    relay has tried to open the stream, what the stream is doing and why."""
+    added = relay(
+        env, "companies", "add", "Acme", "--platform-token", "tok-secret-1", "--cluster", "cluster2"
+    )
+    assert added.returncode == 0, added.stderr
+    company = uuid.UUID(added.stdout.split("\t")[0])
+    plain = add_company(relay, env, "Beta")
+
+    listed = relay(env, "companies", "list").stdout.splitlines()
+
+    assert set(listed) == {f"{company}\tactive\tcluster2\tAcme", f"{plain}\tactive\t-\tBeta"}
+    assert platform_columns(pg_engine, company) == ("tok-secret-1", "cluster2")
+
+    with pg_engine.begin() as conn:
+        conn.execute(
+            platform_streams.insert().values(
+                company_id=company,
+                state="refused",
+                detail="invalid\ttoken",
+                holder="relay-a",
+                since=datetime.now(UTC),
+                updated_at=datetime.now(UTC),
+            )
+        )
+    edited = relay(env, "companies", "edit", str(company), "--cluster", "cluster1")
+    assert edited.stdout == f"{company}\tactive\tcluster1 refused: invalid token\tAcme\n"
+    token_changed = relay(env, "companies", "edit", str(company), "--platform-token", "tok-2")
+    assert "tok-2" not in token_changed.stdout + token_changed.stderr
+    assert platform_columns(pg_engine, company) == ("tok-2", "cluster1")
+    given = relay(env, "companies", "edit", str(plain), "--platform-token", "tok-3")
+    assert given.stdout == f"{plain}\tactive\tcluster1\tBeta\n"  # cluster1 unless told
+
+    removed = relay(env, "companies", "edit", str(company), "--no-platform")
+
+    assert removed.stdout == f"{company}\tactive\t-\tAcme\n"
+    assert platform_columns(pg_engine, company) == (None, None)
+    for args, phrase in (
+        (("add", "Gamma", "--cluster", "cluster2"), "a cluster needs a platform token"),
+        (("edit", str(company), "--cluster", "cluster2"), "a cluster needs a platform token"),
+        (("edit", str(plain), "--platform-token", "two words"), "without spaces"),
+        (("edit", str(plain), "--no-platform", "--cluster", "cluster2"), "takes no token"),
+        (("add", "Gamma", "--platform-token", "t", "--cluster", "cluster9"), "invalid choice"),
+    ):
+        assert_refused(relay(env, "companies", *args), phrase)
+    assert len(relay(env, "companies", "list").stdout.splitlines()) == 2
+
+
+def test_events_list_and_add(relay: Relay, env: dict[str, str], event_catalog: None) -> None:
+    added = relay(
+        env, "events", "add", "call-was-recorded", "--display-name", "Recorded", "--id-path", "a.b"
+    )
+    assert added.stdout == "event call-was-recorded added\n"
+
+    listed = relay(env, "events", "list").stdout.splitlines()
+
+    assert "call-was-recorded\ta.b\tRecorded" in listed
+    assert "call-history-was-created\tcallHistory._id\tCall history was created" in listed
+    assert "agent-status-changed\t-\tAgent status changed" in listed
+    assert_refused(relay(env, "events", "add", "call-was-recorded"), "exists already")
+    assert_refused(relay(env, "events", "add", "x", "--id-path", "a..b"), "id path must be")
+    assert_refused(relay(env, "events", "add", "bad name"), "event name must be")
 
 
 # -- webhooks add / list ------------------------------------------------------------------------
@@ -222,7 +290,10 @@ def test_unknown_company_unknown_event_or_a_non_http_url_exit_2_and_save_nothing
     company, nobody = add_company_row(pg_engine), uuid.uuid4()
     cases: list[tuple[tuple[str, str, str], str]] = [
         ((str(nobody), HOOK, EVENT), f"unknown company {nobody}"),
-        ((str(company), HOOK, "no-such-event"), f"unknown event 'no-such-event' (known: {EVENT}"),
+        (
+            (str(company), HOOK, "no-such-event"),
+            "unknown event 'no-such-event' (`relay events list`",
+        ),
         ((str(company), "ftp://hooks.example.com/x", EVENT), "absolute http(s) URL"),
         ((str(company), "hooks.example.com/x", EVENT), "absolute http(s) URL"),
     ]
@@ -374,8 +445,8 @@ def test_companies_edit_and_delete(relay: Relay, env: dict[str, str], pg_engine:
     renamed = relay(env, "companies", "edit", str(company), "--name", "Acme 2")
     disabled = relay(env, "companies", "edit", str(company), "--status", "disabled")
 
-    assert renamed.stdout == f"{company}\tactive\tAcme 2\n"
-    assert disabled.stdout == f"{company}\tdisabled\tAcme 2\n"
+    assert renamed.stdout == f"{company}\tactive\t-\tAcme 2\n"
+    assert disabled.stdout == f"{company}\tdisabled\t-\tAcme 2\n"
     assert load_snapshot(pg_engine).webhooks == {}  # a disabled company gets nothing
     assert_refused(relay(env, "companies", "edit", str(company)), "nothing to change")
     assert_refused(relay(env, "companies", "edit", str(company), "--status", "x"), "invalid choice")

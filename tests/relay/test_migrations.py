@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -30,6 +31,7 @@ TABLES = {
     "webhook_executions",
     "users",
     "api_tokens",
+    "platform_streams",
 }
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -132,3 +134,50 @@ def test_relay_migrate_prints_its_progress_but_not_alembics_plugin_setup(tmp_pat
     assert "INFO alembic.runtime.migration: Running upgrade 0001 -> 0002" in result.stderr
     assert "alembic.runtime.plugins" not in result.stderr
     assert "database migrated to head" in result.stdout
+
+
+def test_platform_catalog_seed_keeps_a_type_added_by_hand_and_its_subscriptions(
+    tmp_path: Path,
+) -> None:
+    """0005 seeds the platform's event types: one that was added by hand before keeps its row
+    (so its webhooks keep their subscription) and gains its id path; downgrading removes the
+    seeded types nobody subscribes to, and keeps the one a webhook uses."""
+    url = f"sqlite:///{tmp_path / 'relay.db'}"
+    migrations.upgrade(url, "0004")
+    engine = make_engine(url)
+    company, webhook = uuid.uuid4(), uuid.uuid4()
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("INSERT INTO events (name, display_name) VALUES ('call-was-finished', 'mine')")
+        )
+        hand_added = conn.execute(
+            sa.text("SELECT id FROM events WHERE name = 'call-was-finished'")
+        ).scalar_one()
+        conn.execute(
+            sa.text("INSERT INTO companies (id, name) VALUES (:id, 'acme')"), {"id": company.hex}
+        )
+        conn.execute(
+            sa.text("INSERT INTO webhooks (id, company_id, url) VALUES (:id, :c, 'http://x/')"),
+            {"id": webhook.hex, "c": company.hex},
+        )
+        conn.execute(
+            sa.text("INSERT INTO webhook_events (webhook_id, event_id) VALUES (:w, :e)"),
+            {"w": webhook.hex, "e": hand_added},
+        )
+    migrations.upgrade(url)
+    with engine.connect() as conn:
+        rows = {
+            row.name: row
+            for row in conn.execute(sa.text("SELECT id, name, display_name, id_path FROM events"))
+        }
+    assert len(rows) == 43
+    assert rows["call-was-finished"].id == hand_added
+    assert rows["call-was-finished"].display_name == "mine"
+    assert rows["call-was-finished"].id_path == "callHistory._id"
+    assert rows["new-message-whatsapp"].id_path == "message.id"
+    assert rows["agent-status-changed"].id_path is None
+    migrations.downgrade(url, "0004")
+    with engine.connect() as conn:
+        left = set(conn.execute(sa.text("SELECT name FROM events")).scalars())
+    engine.dispose()
+    assert left == {"call-history-was-created", "call-was-finished"}
