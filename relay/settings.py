@@ -106,6 +106,26 @@ class RelaySettings(BaseSettings):
     console_session_minutes: float = Field(
         60, gt=0, le=7 * 24 * 60, description="How long a web console sign-in lasts."
     )
+    # -- the platform source (3C Plus over socket.io, relay/intake/platform) --------------------
+    platform: bool = Field(
+        True,
+        description="Open a socket.io stream per company with a platform token and an active "
+        "webhook (`relay serve` runs them in a `relay platform` child).",
+    )
+    platform_cluster1_url: str = Field(
+        "https://socket.3c.plus", description="The platform's cluster1 socket.io URL."
+    )
+    platform_cluster2_url: str = Field(
+        "https://new-socket.3cplus.com.br", description="The platform's cluster2 socket.io URL."
+    )
+    platform_refused_retry_seconds: float = Field(
+        300, gt=0, description="Wait before trying a token the platform refused again."
+    )
+    platform_locks: bool = Field(
+        False,
+        description="Several relays on one PostgreSQL: each company's stream is held by one "
+        "of them (a PostgreSQL advisory lock per company).",
+    )
     ready_max_drain_failure_seconds: float = Field(
         300,
         gt=0,
@@ -149,6 +169,10 @@ class RelaySettings(BaseSettings):
         except ArgumentError:
             return [*values, self.database_url]
         return [*values, password] if password else values
+
+    def cluster_urls(self) -> dict[str, str]:
+        """Where each platform cluster's socket.io server is."""
+        return {"cluster1": self.platform_cluster1_url, "cluster2": self.platform_cluster2_url}
 
     def drain_policy(self) -> DrainPolicy:
         return DrainPolicy(

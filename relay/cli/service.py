@@ -1,5 +1,5 @@
-"""Running the relay: `migrate`, `serve`, `drain`, `demo`, and the `dispatcher` role that
-`relay serve` starts (or systemd/Kubernetes runs as a unit of its own)."""
+"""Running the relay: `migrate`, `serve`, `drain`, `demo`, and the `dispatcher` and
+`platform` roles that `relay serve` starts (or systemd/Kubernetes runs as units of their own)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from relay.db.engine import display_url
 from relay.demo.run import run_demo
 from relay.runtime.dispatcher_process import run_dispatcher
 from relay.runtime.drain_process import run_drain, stop_on_signals
+from relay.runtime.platform_process import run_platform
 from relay.runtime.service import serve
 from relay.runtime.wiring import execution_log
 from relay.settings import RelaySettings
@@ -78,6 +79,18 @@ def add_service_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     dispatcher.add_argument("--drain-wake-fd", type=int, help=argparse.SUPPRESS)
     dispatcher.set_defaults(handler=_dispatcher)
 
+    platform = commands.add_parser(
+        "platform",
+        help="receive the companies' events from the platform (3C Plus, socket.io)",
+        description="Keeps one socket.io stream per company with a platform token and an "
+        "active webhook, until SIGTERM/SIGINT: `relay serve` starts it, or it runs as a unit "
+        "of its own beside `relay serve --intake-only`.",
+    )
+    # `relay serve` runs it as its child with these; not for people (hidden).
+    platform.add_argument("--parent-pid", type=int, help=argparse.SUPPRESS)
+    platform.add_argument("--dispatcher-wake-fd", type=int, help=argparse.SUPPRESS)
+    platform.set_defaults(handler=_platform)
+
 
 def _positive_seconds(text: str) -> float:
     try:
@@ -127,6 +140,11 @@ def _dispatcher(args: argparse.Namespace, settings: RelaySettings) -> int:
         drain_wake_fd=args.drain_wake_fd,
         parent_pid=args.parent_pid,
     )
+    return 0
+
+
+def _platform(args: argparse.Namespace, settings: RelaySettings) -> int:
+    run_platform(settings, dispatcher_wake_fd=args.dispatcher_wake_fd, parent_pid=args.parent_pid)
     return 0
 
 

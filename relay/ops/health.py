@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
+from relay.ops.metrics import stream_states
 from spool import SpoolDatabase, SpoolError
 
 DRAIN_FAILING_SINCE_SAMPLE = "relay_drain_failing_since_timestamp_seconds"
@@ -46,6 +47,20 @@ class Readiness:
                 "(the database is unreachable or refuses the rows; see the log)"
             )
         return found
+
+    def platform(self) -> dict[str, object] | None:
+        """The platform streams for the answer's detail: how many are connected, and which
+        companies' are not and why not in a word (`refused`: the platform turned the token
+        down). Not a readiness problem: one company's token does not make the relay unfit
+        for traffic. None when the relay keeps no stream."""
+        states = stream_states(self.metrics)
+        open_states = {c: s for c, s in states.items() if s != "closed"}
+        if not open_states:
+            return None
+        return {
+            "connected": sum(state == "connected" for state in open_states.values()),
+            "not_connected": {c: s for c, s in sorted(open_states.items()) if s != "connected"},
+        }
 
     def _spool_problems(self) -> list[str]:
         try:

@@ -79,6 +79,46 @@ DRAIN_FAILING_SINCE = Gauge(
     registry=None,
 )
 
+# -- the platform source (one series per company that has a stream) --------------------------
+PLATFORM_EVENTS = Counter(
+    "relay_platform_events",
+    "Events the platform streams handed on, by company and outcome: accepted (stored with its "
+    "deliveries), unmatched (no webhook's filters passed), duplicate (its id was seen within "
+    "RELAY_IDEMPOTENCY_HOURS), malformed (not storable; logged).",
+    ["company", "outcome"],
+    registry=None,
+)
+PLATFORM_STREAM_STATE = Gauge(
+    "relay_platform_stream_state",
+    "1 for the state a company's stream is in (connecting, connected, refused, disconnected, "
+    "closed), 0 for the others.",
+    ["company", "state"],
+    multiprocess_mode="mostrecent",
+    registry=None,
+)
+PLATFORM_LAST_EVENT = Gauge(
+    "relay_platform_last_event_timestamp_seconds",
+    "Unix time of the company's last event from the platform (age: time() - this); 0: none yet.",
+    ["company"],
+    multiprocess_mode="mostrecent",
+    registry=None,
+)
+PLATFORM_RECONNECTS = Gauge(
+    "relay_platform_reconnects",
+    "Connections of the company's stream established after its first, since it opened.",
+    ["company"],
+    multiprocess_mode="mostrecent",
+    registry=None,
+)
+PLATFORM_DISCONNECTED_SECONDS = Gauge(
+    "relay_platform_disconnected_seconds",
+    "Time the company's stream has spent not connected since it opened.",
+    ["company"],
+    multiprocess_mode="mostrecent",
+    registry=None,
+)
+STREAM_STATES = ("connecting", "connected", "refused", "disconnected", "closed")
+
 # The label values known up front, shown at 0 before their first count. Intake's are the
 # statuses `POST /v1/events` answers with (relay/intake/app.py).
 INTAKE_CODES = ("202", "400", "401", "404", "405", "413", "415", "422", "503")
@@ -110,7 +150,25 @@ ROLE_METRICS: tuple[Collector, ...] = (
     DB_TRANSACTIONS,
     DB_ERRORS,
     DRAIN_FAILING_SINCE,
+    PLATFORM_EVENTS,
+    PLATFORM_STREAM_STATE,
+    PLATFORM_LAST_EVENT,
+    PLATFORM_RECONNECTS,
+    PLATFORM_DISCONNECTED_SECONDS,
 )
+
+
+def stream_states(metrics: CollectorRegistry) -> dict[str, str]:
+    """company id -> the state its platform stream is in, from the exposition registry (in
+    every layout: the platform role's files or this process's gauges)."""
+    states: dict[str, str] = {}
+    for family in metrics.collect():
+        if family.name != PLATFORM_STREAM_STATE._name:
+            continue
+        for sample in family.samples:
+            if sample.value == 1 and "company" in sample.labels:
+                states[sample.labels["company"]] = sample.labels["state"]
+    return states
 
 
 class DrainMetrics:

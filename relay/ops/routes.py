@@ -18,9 +18,13 @@ def ops_routes(readiness: Readiness, metrics: CollectorRegistry) -> list[Route]:
 
     async def readyz(_request: Request) -> Response:
         problems = await anyio.to_thread.run_sync(readiness.problems)
+        answer: dict[str, object] = {"ready": not problems}
         if problems:
-            return JSONResponse({"ready": False, "problems": problems}, status_code=503)
-        return JSONResponse({"ready": True})
+            answer["problems"] = problems
+        platform = await anyio.to_thread.run_sync(readiness.platform)
+        if platform is not None:
+            answer["platform"] = platform
+        return JSONResponse(answer, status_code=503 if problems else 200)
 
     async def metrics_page(_request: Request) -> Response:
         body = await anyio.to_thread.run_sync(generate_latest, metrics)

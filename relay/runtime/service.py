@@ -50,6 +50,7 @@ from relay.registry.cache import Registry, keep_fresh
 from relay.runtime.dispatcher_process import delivery_worker, dispatcher_child
 from relay.runtime.drain_process import DrainRole, drain_child
 from relay.runtime.heap import freeze_startup_heap
+from relay.runtime.platform_process import platform_child, platform_role
 from relay.runtime.recovery_role import RecoveryRole
 from relay.runtime.supervisor import ChildProcess
 from relay.runtime.wakeup import WakePipe
@@ -166,6 +167,15 @@ class RelayService:
                 ),
                 drain_child(settings, metrics_directory=role_metrics, wake_fd=drain_wakes.read_fd),
             ]
+            if settings.platform:  # first: it stops before the dispatcher
+                self.children.insert(
+                    0,
+                    platform_child(
+                        settings,
+                        metrics_directory=role_metrics,
+                        dispatcher_wake_fd=dispatcher_wakes.write_fd,
+                    ),
+                )
             self.parts = list(self.children)
             wake = dispatcher_wakes.wake
         elif layout is Layout.IN_PROCESS:
@@ -178,6 +188,10 @@ class RelayService:
             recovery = RecoveryRole(self.engine, self.inbox, self.outbox)
             self.parts = [self.worker, recovery, self.drain]
             wake = self.worker.wake
+            if settings.platform:
+                self.parts.insert(
+                    0, platform_role(settings, self.engine, self.registry, self.inbox, wake)
+                )
         else:
             role_metrics = shared_metrics_directory(settings.spool_path)
         self.metrics = exposition_registry(
