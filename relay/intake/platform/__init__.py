@@ -1,0 +1,1 @@
+"""Intake from the call-center platform: one socket.io stream per company, events handed on."""
