@@ -25,13 +25,19 @@ async def read_body(receive: Receive) -> bytes:
 
 
 class ThreadedServer:
-    """Runs an ASGI app under uvicorn on 127.0.0.1 (a free port) in a background thread."""
+    """Runs an ASGI app under uvicorn on 127.0.0.1 in a background thread.
 
-    def __init__(self, app: ASGIApp, *, lifespan: Literal["on", "off"] = "off") -> None:
+    `port` 0 takes a free one; a test that restarts a server on the port its clients know
+    passes the port of the previous run.
+    """
+
+    def __init__(
+        self, app: ASGIApp, *, lifespan: Literal["on", "off"] = "off", port: int = 0
+    ) -> None:
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
-            port=0,
+            port=port,
             lifespan=lifespan,
             log_config=None,
             access_log=False,
