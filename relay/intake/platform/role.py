@@ -100,10 +100,10 @@ class PlatformRole:
     async def _apply(self, targets: dict[uuid.UUID, StreamTarget]) -> None:
         if targets == self._open:
             return
+        if targets.keys() != self._open.keys():
+            log.info("platform streams: %d companies", len(targets))
+        await self.streams.apply(targets)  # a closed stream's last state change comes first
         for company_id in self._open.keys() - targets.keys():
             if company_id not in self._wanted:  # else another relay holds (or will hold) it
                 self.reports.closed(company_id, "no platform token or no active webhook")
-        if targets.keys() != self._open.keys():
-            log.info("platform streams: %d companies", len(targets))
-        await self.streams.apply(targets)
         self._open = targets
