@@ -41,6 +41,7 @@ from relay.registry.listing import (
 
 EVENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
 ID_PATH = re.compile(r"[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+){0,9}")
+MIN_TOKEN_LENGTH = 8  # the platform's tokens are long; a short one is a typo
 MAX_TOKEN_LENGTH = 1000
 Subscriptions = Mapping[str, tuple[Filter, ...]]  # event name -> the filters it must pass
 
@@ -164,14 +165,17 @@ def _platform_values(change: PlatformChange, *, had_token: bool) -> dict[str, st
             )
         return {"platform_token": None, "cluster": None}
     values: dict[str, str | None] = {}
+    token = None
     if change.token is not None:
         token = change.token.strip()
-        if not token or len(token) > MAX_TOKEN_LENGTH or any(c.isspace() for c in token):
+        if not MIN_TOKEN_LENGTH <= len(token) <= MAX_TOKEN_LENGTH or any(
+            c.isspace() for c in token
+        ):
             raise AdminError(
-                f"platform token must be 1 to {MAX_TOKEN_LENGTH} characters without spaces",
+                f"platform token must be {MIN_TOKEN_LENGTH} to {MAX_TOKEN_LENGTH} characters "
+                "without spaces",
                 field="platform_token",
             )
-        redaction.register(token)  # masked in every log line of this process from now on
         values["platform_token"] = token
         if not had_token:
             values["cluster"] = DEFAULT_CLUSTER
@@ -181,11 +185,14 @@ def _platform_values(change: PlatformChange, *, had_token: bool) -> dict[str, st
                 f"cluster must be one of {', '.join(CLUSTERS)}, not {change.cluster!r}",
                 field="cluster",
             )
-        if change.token is None and not had_token:
+        if token is None and not had_token:
             raise AdminError(
                 "a cluster needs a platform token: give the token too", field="cluster"
             )
         values["cluster"] = change.cluster
+    # Masked in every log line of this process from now on; only once the change is known
+    # to be valid, so that a refused typo does not mask its characters everywhere.
+    redaction.register(token)
     return values
 
 

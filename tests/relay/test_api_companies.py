@@ -158,7 +158,8 @@ def test_patch_renames_and_disables_and_intake_follows(
         ({"name": ""}, "name"),
         ({"id": "x"}, "id"),
         ({"cluster": "cluster2"}, "cluster"),  # no token to go with it
-        ({"platform_token": "two words"}, "platform_token"),
+        ({"platform_token": "two words here"}, "platform_token"),
+        ({"platform_token": "short"}, "platform_token"),
         ({"platform_token": 12}, "platform_token"),
         ({"platform_token": None, "cluster": "cluster2"}, "platform_token"),
     ],
@@ -205,7 +206,9 @@ def test_a_platform_connection_is_set_moved_and_removed_and_the_token_never_show
 
     assert removed["platform"] is None
     assert platform_columns(pg_engine, uuid.UUID(company["id"])) == (None, None)
-    refused = admin_api.post("/companies", {"name": "B", "platform_token": "t", "cluster": "c9"})
+    refused = admin_api.post(
+        "/companies", {"name": "B", "platform_token": "tok-api-b", "cluster": "c9"}
+    )
     assert_error(refused, 422, "cluster")
 
 

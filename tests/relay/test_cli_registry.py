@@ -155,10 +155,12 @@ def test_a_company_with_a_platform_connection(
         )
     edited = relay(env, "companies", "edit", str(company), "--cluster", "cluster1")
     assert edited.stdout == f"{company}\tactive\tcluster1 refused: invalid token\tAcme\n"
-    token_changed = relay(env, "companies", "edit", str(company), "--platform-token", "tok-2")
-    assert "tok-2" not in token_changed.stdout + token_changed.stderr
-    assert platform_columns(pg_engine, company) == ("tok-2", "cluster1")
-    given = relay(env, "companies", "edit", str(plain), "--platform-token", "tok-3")
+    token_changed = relay(
+        env, "companies", "edit", str(company), "--platform-token", "tok-second-2"
+    )
+    assert "tok-second-2" not in token_changed.stdout + token_changed.stderr
+    assert platform_columns(pg_engine, company) == ("tok-second-2", "cluster1")
+    given = relay(env, "companies", "edit", str(plain), "--platform-token", "tok-third-3")
     assert given.stdout == f"{plain}\tactive\tcluster1\tBeta\n"  # cluster1 unless told
 
     removed = relay(env, "companies", "edit", str(company), "--no-platform")
@@ -168,9 +170,10 @@ def test_a_company_with_a_platform_connection(
     for args, phrase in (
         (("add", "Gamma", "--cluster", "cluster2"), "a cluster needs a platform token"),
         (("edit", str(company), "--cluster", "cluster2"), "a cluster needs a platform token"),
-        (("edit", str(plain), "--platform-token", "two words"), "without spaces"),
+        (("edit", str(plain), "--platform-token", "two words here"), "without spaces"),
+        (("edit", str(plain), "--platform-token", "short"), "must be 8 to 1000"),
         (("edit", str(plain), "--no-platform", "--cluster", "cluster2"), "takes no token"),
-        (("add", "Gamma", "--platform-token", "t", "--cluster", "cluster9"), "invalid choice"),
+        (("add", "Gamma", "--platform-token", "tok-gamma-1", "--cluster", "c9"), "invalid choice"),
     ):
         assert_refused(relay(env, "companies", *args), phrase)
     assert len(relay(env, "companies", "list").stdout.splitlines()) == 2
