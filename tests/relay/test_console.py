@@ -15,9 +15,12 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from sqlalchemy import Engine
 
 from relay.accounts.principal import Principal, Role, Scope
 from relay.console.sessions import COOKIE, SessionStore
+from relay.db.schema import platform_streams
+from spool import utc_now
 from tests.relay.conftest import EVENT, RunningReceiver
 from tests.relay.test_api_executions import (
     NO_DRAIN,
@@ -246,3 +249,38 @@ def test_the_company_list_searches_by_name_and_status(
     assert names(status="disabled") == ["Beta Telecom"]
     refused = admin.get("/console/companies", params={"status": "gone"})
     assert refused.status_code == 422 and "(status)" in refused.text
+
+
+def test_the_company_list_shows_each_platform_stream(
+    start_relay: StartRelay, make_token: MakeToken, pg_engine: Engine
+) -> None:
+    relay = start_relay()
+    api = Api(relay.url, make_token(name="ana"))
+    new_company(api, "Acme Cobrancas")
+    streamed = api.post(
+        "/companies", {"name": "Beta Telecom", "platform_token": "tok-console-1"}
+    ).json()["id"]
+    with pg_engine.begin() as conn:
+        conn.execute(
+            platform_streams.insert().values(
+                company_id=uuid.UUID(streamed),
+                state="refused",
+                detail="invalid token",
+                since=utc_now(),
+                updated_at=utc_now(),
+            )
+        )
+    admin, _csrf = console_session(relay, "ana")
+
+    page = admin.get("/console/companies").text
+
+    assert "tok-console-1" not in page
+    rows = {
+        name: row
+        for row in re.findall(r"<tr>.*?</tr>", page, re.S)
+        for name in ("Acme Cobrancas", "Beta Telecom")
+        if f">{name}</a>" in row
+    }
+    assert '<td class="platform">-</td>' in rows["Acme Cobrancas"]
+    shown = '<span class="stream refused" title="invalid token">refused: invalid token</span>'
+    assert f"cluster1 · {shown}" in rows["Beta Telecom"]
