@@ -1,5 +1,6 @@
 """`relay serve`'s children run at lower CPU priority than intake, the drain lowest: when the
-CPU is short a caller's 202 goes first, then deliveries, then their log rows."""
+CPU is short a caller's 202 goes first, then deliveries and the platform's streams, then
+their log rows."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import psutil
 from tests.support.relay_launcher import RelayProcess
 from tests.support.waiting import eventually
 
-ROLES = ("dispatcher", "drain")
+ROLES = ("dispatcher", "drain", "platform")
 
 
 def niceness_by_role(pid: int) -> dict[str, int]:
@@ -37,7 +38,7 @@ def assert_niceness(relay: RelayProcess, expected: dict[str, int]) -> None:
 def test_by_default_the_children_yield_the_cpu_dispatcher_before_drain(
     serving_relay: RelayProcess,
 ) -> None:
-    assert_niceness(serving_relay, {"dispatcher": 10, "drain": 19})
+    assert_niceness(serving_relay, {"dispatcher": 10, "drain": 19, "platform": 10})
 
 
 def test_the_childrens_niceness_is_configurable(
@@ -45,6 +46,6 @@ def test_the_childrens_niceness_is_configurable(
 ) -> None:
     relay = relay_processes(background_nice=5, drain_nice=12).start()
     try:
-        assert_niceness(relay, {"dispatcher": 5, "drain": 12})
+        assert_niceness(relay, {"dispatcher": 5, "drain": 12, "platform": 5})
     finally:
         relay.stop_cleanly()
