@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from relay import __version__
 from relay.cli.accounts import add_account_commands
 from relay.cli.executions import add_execution_commands
+from relay.cli.imports import add_import_commands
 from relay.cli.purge import add_purge_command
 from relay.cli.registry import add_registry_commands
 from relay.cli.retention import add_retention_command
@@ -80,4 +81,5 @@ def _parser() -> argparse.ArgumentParser:
     add_spool_commands(commands)
     add_purge_command(commands)
     add_retention_command(commands)
+    add_import_commands(commands)
     return parser

@@ -85,18 +85,26 @@ def new_signing_secret() -> str:
 
 
 def add_company(
-    engine: Engine, name: str, *, platform_token: str | None = None, cluster: str | None = None
+    engine: Engine,
+    name: str,
+    *,
+    platform_token: str | None = None,
+    cluster: str | None = None,
+    company_id: uuid.UUID | None = None,
+    status: str = ACTIVE,
 ) -> CompanyRow:
     """A new company; with a platform token, the relay opens its platform stream as soon as
-    it has an active webhook (`cluster` defaults to cluster1)."""
+    it has an active webhook (`cluster` defaults to cluster1). `company_id` keeps an id given
+    elsewhere (an import finds its companies again by it); `status` may add it disabled."""
     name = _company_name(name)
+    _check_company_status(status)
     platform = _platform_values(PlatformChange(platform_token, cluster), had_token=False)
-    company_id = uuid.uuid4()
+    company_id = company_id or uuid.uuid4()
     now = datetime.now(UTC)
     with engine.begin() as conn:
         conn.execute(
             companies.insert().values(
-                id=company_id, name=name, status=ACTIVE, created_at=now, **platform
+                id=company_id, name=name, status=status, created_at=now, **platform
             )
         )
         added = listing.company(conn, company_id)
@@ -118,11 +126,7 @@ def edit_company(
     if name is not None:
         values["name"] = _company_name(name)
     if status is not None:
-        if status not in COMPANY_STATUSES:
-            raise AdminError(
-                f"company status must be one of {', '.join(COMPANY_STATUSES)}, not {status!r}",
-                field="status",
-            )
+        _check_company_status(status)
         values["status"] = status
     with engine.begin() as conn:
         current = _live_company(conn, company_id)
@@ -145,6 +149,14 @@ def delete_company(engine: Engine, company_id: uuid.UUID) -> None:
             webhooks.update()
             .where(webhooks.c.company_id == company_id)
             .values(deleted=True, updated_at=datetime.now(UTC))
+        )
+
+
+def _check_company_status(status: str) -> None:
+    if status not in COMPANY_STATUSES:
+        raise AdminError(
+            f"company status must be one of {', '.join(COMPANY_STATUSES)}, not {status!r}",
+            field="status",
         )
 
 
@@ -255,12 +267,16 @@ def create_webhook(
     filters: Subscriptions,
     secret: str | None,
     name: str | None = None,
+    webhook_id: uuid.UUID | None = None,
+    enabled: bool = True,
 ) -> WebhookRow:
-    """Create a webhook subscribed to `events`, each with the filters `filters` gives it."""
+    """Create a webhook subscribed to `events`, each with the filters `filters` gives it.
+    `webhook_id` keeps an id given elsewhere (an import finds its webhooks again by it);
+    `enabled=False` creates it disabled, in the same transaction (no delivery slips out)."""
     validate_url(url)
     name = _webhook_name(name)
     names = _event_list(events)
-    webhook_id = uuid.uuid4()
+    webhook_id = webhook_id or uuid.uuid4()
     now = datetime.now(UTC)
     with engine.begin() as conn:
         _live_company(conn, company_id)
@@ -273,7 +289,7 @@ def create_webhook(
                 url=url,
                 name=name,
                 secret=secret,
-                status=ACTIVE,
+                status=ACTIVE if enabled else DISABLED,
                 deleted=False,
                 created_at=now,
                 updated_at=now,
