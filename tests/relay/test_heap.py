@@ -50,6 +50,6 @@ def test_each_relay_process_freezes_its_start_up_heap(serving_relay: RelayProces
             if "start-up objects exempt from garbage collection" in line
         }
 
-    assert eventually(lambda: frozen() == {"intake", "dispatcher", "drain", "platform"}, timeout=60), (
-        serving_relay.log_text()
-    )
+    assert eventually(
+        lambda: frozen() == {"intake", "dispatcher", "drain", "platform"}, timeout=60
+    ), serving_relay.log_text()
