@@ -15,22 +15,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 from datetime import timedelta
 from functools import partial
 from pathlib import Path
 
-import anyio.to_thread
-
 from relay.delivery.worker import DeliveryWorker, DispatcherBusyError
 from relay.errors import StartupError
 from relay.inbox.store import EventInbox
-from relay.registry.cache import Registry, keep_fresh
+from relay.registry.cache import Registry
 from relay.runtime.heap import freeze_startup_heap
 from relay.runtime.recovery_role import RecoveryRole
 from relay.runtime.supervisor import ChildProcess, become_child
 from relay.runtime.wakeup import send_wake
-from relay.runtime.wiring import open_database, open_spool
+from relay.runtime.wiring import fresh_registry, open_database, open_spool, stop_on_loop_signals
 from relay.settings import RelaySettings
 from spool import DurableQueue, wake_on_full_batches
 
@@ -103,32 +100,21 @@ async def _serve_deliveries(
         inbox = EventInbox(spool, idempotency_window=timedelta(hours=settings.idempotency_hours))
         registry = Registry(engine)
         worker = delivery_worker(settings, inbox, outbox, registry, drain_wake_fd=drain_wake_fd)
-        stop = asyncio.Event()
+        stop = stop_on_loop_signals()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
         if wake_fd is not None:
             loop.add_reader(wake_fd, _on_wake_bytes, wake_fd, worker, stop)
-        await anyio.to_thread.run_sync(registry.refresh)
-        refresher = asyncio.create_task(
-            keep_fresh(
-                registry,
-                reload_seconds=settings.registry_refresh_seconds,
-                check_seconds=settings.registry_check_seconds,
-            )
-        )
-        await worker.start()
-        recovery = RecoveryRole(engine, inbox, outbox)
-        await recovery.start()
-        log.info("dispatcher running (pid %d)", os.getpid())
-        freeze_startup_heap("dispatcher")
-        await stop.wait()
-        if wake_fd is not None:
-            loop.remove_reader(wake_fd)
-        await recovery.stop()
-        await worker.stop()
-        refresher.cancel()
-        await asyncio.gather(refresher, return_exceptions=True)
+        async with fresh_registry(registry, settings):
+            await worker.start()
+            recovery = RecoveryRole(engine, inbox, outbox)
+            await recovery.start()
+            log.info("dispatcher running (pid %d)", os.getpid())
+            freeze_startup_heap("dispatcher")
+            await stop.wait()
+            if wake_fd is not None:
+                loop.remove_reader(wake_fd)
+            await recovery.stop()
+            await worker.stop()
     finally:
         spool.close()
         engine.dispose()

@@ -12,23 +12,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
-import anyio.to_thread
 from sqlalchemy import Engine
 
 from relay.errors import StartupError
 from relay.inbox.store import EventInbox
 from relay.intake.platform.locks import StreamLocks
 from relay.intake.platform.role import PlatformRole
-from relay.registry.cache import Registry, keep_fresh
+from relay.registry.cache import Registry
 from relay.runtime.heap import freeze_startup_heap
 from relay.runtime.supervisor import ChildProcess, become_child
 from relay.runtime.wakeup import send_wake
-from relay.runtime.wiring import open_database, open_spool
+from relay.runtime.wiring import fresh_registry, open_database, open_spool, stop_on_loop_signals
 from relay.settings import RelaySettings
 
 log = logging.getLogger(__name__)
@@ -98,25 +96,13 @@ async def _serve_streams(
         registry = Registry(engine)
         wake = _waker(dispatcher_wake_fd)
         role = platform_role(settings, engine, registry, inbox, wake)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await anyio.to_thread.run_sync(registry.refresh)
-        refresher = asyncio.create_task(
-            keep_fresh(
-                registry,
-                reload_seconds=settings.registry_refresh_seconds,
-                check_seconds=settings.registry_check_seconds,
-            )
-        )
-        await role.start()
-        log.info("platform streams running (pid %d)", os.getpid())
-        freeze_startup_heap("platform")
-        await stop.wait()
-        await role.stop()
-        refresher.cancel()
-        await asyncio.gather(refresher, return_exceptions=True)
+        stop = stop_on_loop_signals()
+        async with fresh_registry(registry, settings):
+            await role.start()
+            log.info("platform streams running (pid %d)", os.getpid())
+            freeze_startup_heap("platform")
+            await stop.wait()
+            await role.stop()
     finally:
         spool.close()
         engine.dispose()

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import asyncio
+import signal
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 
+import anyio.to_thread
 from sqlalchemy import Engine
 
 from relay.db.engine import make_engine
 from relay.execution_log.sink import ExecutionLogSink
+from relay.registry.cache import Registry, keep_fresh
 from relay.settings import RelaySettings
 from spool import Drainer, DurableQueue, SpoolDatabase
 
@@ -78,3 +82,32 @@ def execution_log(
         yield log
     finally:
         log.close()
+
+
+def stop_on_loop_signals() -> asyncio.Event:
+    """An event the running loop sets on SIGTERM or SIGINT: a role's orderly stop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+@asynccontextmanager
+async def fresh_registry(registry: Registry, settings: RelaySettings) -> AsyncIterator[None]:
+    """Load the registry (the last good snapshot survives a failure), then keep it fresh in a
+    task until the block ends."""
+    await anyio.to_thread.run_sync(registry.refresh)
+    refresher = asyncio.create_task(
+        keep_fresh(
+            registry,
+            reload_seconds=settings.registry_refresh_seconds,
+            check_seconds=settings.registry_check_seconds,
+        ),
+        name="registry",
+    )
+    try:
+        yield
+    finally:
+        refresher.cancel()
+        await asyncio.gather(refresher, return_exceptions=True)
