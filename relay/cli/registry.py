@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
@@ -17,6 +18,7 @@ from relay.registry.listing import CLUSTERS, COMPANY_STATUSES, CompanyRow, Webho
 from relay.settings import RelaySettings
 
 PAGE = 500
+T = TypeVar("T")
 
 
 def add_registry_commands(commands: Any) -> Any:
@@ -93,6 +95,14 @@ def add_registry_commands(commands: Any) -> Any:
     return webhook_commands
 
 
+def _every(
+    settings: RelaySettings, read_page: Callable[[Engine, str | None], listing.Page[T]]
+) -> list[T]:
+    """Every item of a paged listing, read page by page (the CLI prints whole lists)."""
+    with database(settings) as engine:
+        return admin(lambda e: list(listing.every(lambda cursor: read_page(e, cursor))), engine)
+
+
 def _platform_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--platform-token",
@@ -166,13 +176,7 @@ def _add_company(args: argparse.Namespace, settings: RelaySettings) -> int:
 
 
 def _list_companies(_args: argparse.Namespace, settings: RelaySettings) -> int:
-    with database(settings) as engine:
-        rows = admin(
-            lambda e: list(
-                listing.every(lambda cursor: listing.companies_page(e, limit=PAGE, cursor=cursor))
-            ),
-            engine,
-        )
+    rows = _every(settings, lambda e, cursor: listing.companies_page(e, limit=PAGE, cursor=cursor))
     for company in rows:
         print(_company_line(company))
     return 0
@@ -243,17 +247,12 @@ def _add_webhook(args: argparse.Namespace, settings: RelaySettings) -> int:
 
 
 def _list_webhooks(args: argparse.Namespace, settings: RelaySettings) -> int:
-    with database(settings) as engine:
-        rows = admin(
-            lambda e: list(
-                listing.every(
-                    lambda cursor: listing.webhooks_page(
-                        e, limit=PAGE, cursor=cursor, company_id=args.company
-                    )
-                )
-            ),
-            engine,
-        )
+    rows = _every(
+        settings,
+        lambda e, cursor: listing.webhooks_page(
+            e, limit=PAGE, cursor=cursor, company_id=args.company
+        ),
+    )
     for webhook in rows:
         print(_webhook_line(webhook))
     return 0
@@ -343,13 +342,9 @@ def _add_event(args: argparse.Namespace, settings: RelaySettings) -> int:
 
 
 def _list_events(_args: argparse.Namespace, settings: RelaySettings) -> int:
-    with database(settings) as engine:
-        rows = admin(
-            lambda e: list(
-                listing.every(lambda cursor: listing.event_types_page(e, limit=PAGE, cursor=cursor))
-            ),
-            engine,
-        )
+    rows = _every(
+        settings, lambda e, cursor: listing.event_types_page(e, limit=PAGE, cursor=cursor)
+    )
     for event in rows:
         print(f"{event.name}\t{event.id_path or '-'}\t{event.display_name or ''}")
     return 0
