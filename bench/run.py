@@ -32,6 +32,9 @@ from bench.drain import (
 from bench.io_cost import IoResults, run_io
 from bench.machine import describe
 from bench.pg import BenchPostgres
+from bench.platform import FULL as PLATFORM_FULL
+from bench.platform import QUICK as PLATFORM_QUICK
+from bench.platform import run_platform_bench
 from bench.probe import Probe, run_probe
 from bench.report import Better, Report, Row, at_least_ratio, at_most_value, fmt
 from bench.retention import (
@@ -681,6 +684,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--skip-startup", action="store_true", help="skip the start-up with many webhooks"
     )
+    parser.add_argument(
+        "--skip-platform", action="store_true", help="skip the platform source's measurement"
+    )
     parser.add_argument("--keep", action="store_true", help="keep scratch files in bench/out")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -765,11 +771,16 @@ def main(argv: list[str] | None = None) -> int:
             STARTUP_QUICK if args.quick else STARTUP_FULL, {"this checkout": THIS_RELAY}
         )
         startup_section = "\n\n" + startup.markdown()
+    platform_section = ""
+    if not args.skip_platform:
+        _progress("platform source: one socket.io connection against POST /v1/events")
+        platform = run_platform_bench(PLATFORM_QUICK if args.quick else PLATFORM_FULL)
+        platform_section = "\n\n" + platform.markdown()
     elapsed = time.perf_counter() - started
     print(report.text_table())
     output.parent.mkdir(parents=True, exist_ok=True)
     markdown = report.markdown(machine, "quick" if args.quick else "full", elapsed)
-    output.write_text(markdown + service_section + startup_section)
+    output.write_text(markdown + service_section + startup_section + platform_section)
     _progress(f"done in {elapsed / 60:.1f} min; results written to {output}")
     return 0
 

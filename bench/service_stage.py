@@ -46,7 +46,11 @@ EVENT = "call-history-was-created"
 SAMPLE = Path(__file__).resolve().parents[1] / "relay" / "samples" / "call-history-was-created.json"
 DATABASE = "relay_service_bench"
 START_TIMEOUT = 60.0
-CHILD_ROLES = ("dispatcher", "drain")  # the `relay` commands `relay serve` runs as children
+CHILD_ROLES = (
+    "dispatcher",
+    "drain",
+    "platform",
+)  # the `relay` commands `relay serve` runs as children
 STOP_TIMEOUT = 60.0
 
 

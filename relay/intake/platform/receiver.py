@@ -1,6 +1,13 @@
 """An event a platform stream hands on goes the way of `POST /v1/events`: matched against the
 company's webhooks and stored in the inbox with its deliveries before anything else happens.
 
+Storing is pipelined: a stream hands its next event on as soon as this one is queued for the
+inbox's next group commit (at most `MAX_PENDING` events wait at once, over all streams; then
+the streams wait), instead of after its commit: one fsync per event would cap a company's
+stream at a few hundred events a second. An event is still stored before anything is done
+with it, in arrival order; one read but not yet committed when the process dies is lost as
+one still in the socket's buffer would be (the platform does not replay either).
+
 A repeat is dropped by the event's own id (the catalog's `id_path` for its type, e.g.
 `callHistory._id`), remembered durably in the spool for `RELAY_IDEMPOTENCY_HOURS` with the
 intake's caller ids (under a prefix of its own), not for seconds in memory. While the spool
@@ -32,6 +39,7 @@ log = logging.getLogger(__name__)
 PLATFORM_ID_PREFIX = "platform:"
 MAX_PLATFORM_ID_LENGTH = 150  # with the prefix and event name, within intake's id bound
 STORE_RETRY = Backoff(initial=timedelta(seconds=0.5), maximum=timedelta(seconds=10))
+MAX_PENDING = 512  # events queued for storing at once, over all streams
 
 
 def platform_id(event: str, payload: Mapping[str, Any], id_path: str | None) -> str | None:
@@ -67,10 +75,29 @@ class PlatformIntake:
         self._accepts = accepts
         self._on_accepted = on_accepted
         self._clock = clock
+        self._slots = asyncio.Semaphore(MAX_PENDING)
+        self._pending: set[asyncio.Task[None]] = set()
 
     async def receive(self, company_id: uuid.UUID, event: str, payload: Any) -> None:
-        """Store one event, waiting while the spool cannot; returns once it is durable (or
-        known not to need storing)."""
+        """Queue one event for storing; returns once it is queued, waiting while
+        `MAX_PENDING` events are (so a spool that cannot store stops the streams)."""
+        await self._slots.acquire()
+        task = asyncio.create_task(self._store_and_count(company_id, event, payload))
+        self._pending.add(task)
+        task.add_done_callback(self._settled)
+
+    async def finish(self) -> None:
+        """Wait until every queued event is stored (a stop, after the streams closed)."""
+        while self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+
+    def _settled(self, task: asyncio.Task[None]) -> None:
+        self._pending.discard(task)
+        self._slots.release()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("storing a platform event failed", exc_info=task.exception())
+
+    async def _store_and_count(self, company_id: uuid.UUID, event: str, payload: Any) -> None:
         outcome = await self._store(company_id, event, payload)
         PLATFORM_EVENTS.labels(str(company_id), outcome).inc()
 

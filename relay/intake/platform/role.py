@@ -50,9 +50,9 @@ class PlatformRole:
         self._cluster_urls = dict(cluster_urls)
         self._accepts = AcceptBatcher(inbox)
         self.reports = StreamReports(engine, holder=this_relay())
-        intake = PlatformIntake(registry, self._accepts, on_accepted)
+        self._intake = PlatformIntake(registry, self._accepts, on_accepted)
         self.streams = PlatformStreams(
-            intake.receive, self.reports.changed, refused_retry_seconds=refused_retry_seconds
+            self._intake.receive, self.reports.changed, refused_retry_seconds=refused_retry_seconds
         )
         self._open: dict[uuid.UUID, StreamTarget] = {}
         self._followed: RegistrySnapshot | None = None
@@ -72,6 +72,7 @@ class PlatformRole:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.streams.close()
+        await self._intake.finish()
         for company_id in self._open:
             self.reports.closed(company_id, "the relay stopped")
         with contextlib.suppress(Exception):  # best effort: the database may be away
