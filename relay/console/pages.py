@@ -1,5 +1,6 @@
 """The console's routes: sign-in, sign-out, the execution history, one execution with its
-message's timeline, and Resend.
+message's timeline, and Resend; the companies, a company's page with its webhooks (switch
+on/off, rotate the secret, delete) and its last executions.
 
 Each page calls the API's own route functions (relay/api/executions.py, messages.py) with
 the signed-in user's principal, so a page shows exactly what the API answers that user, and
@@ -25,11 +26,18 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from relay.accounts.authenticator import Authenticator
-from relay.api.companies import list_companies
+from relay.api.companies import get_company, list_companies
 from relay.api.executions import search_log, show_execution
 from relay.api.messages import resend_message, show_message
 from relay.api.routing import Answer, Call, SpoolAccess
 from relay.api.stats import read_stats
+from relay.api.webhooks import (
+    delete_webhook,
+    edit_webhook,
+    get_webhook,
+    list_webhooks,
+    rotate_secret,
+)
 from relay.console.chart import HEIGHT, hourly_bars
 from relay.console.sessions import COOKIE, Session, SessionStore
 from relay.errors import InputError
@@ -64,6 +72,8 @@ def console_routes(context: ConsoleContext) -> list[Route]:
         Route(PREFIX + "/logout", pages.logout, methods=["POST"]),
         Route(PREFIX + "/executions", pages.executions, methods=["GET"]),
         Route(PREFIX + "/companies", pages.companies, methods=["GET"]),
+        Route(PREFIX + "/companies/{company_id}", pages.company, methods=["GET"]),
+        Route(PREFIX + "/webhooks/{webhook_id}/{change}", pages.change_webhook, methods=["POST"]),
         Route(PREFIX + "/executions/{execution_id}", pages.execution, methods=["GET"]),
         Route(PREFIX + "/messages/{message_id}/resend", pages.resend, methods=["POST"]),
         Route(PREFIX + "/static/{name}", static_asset, methods=["GET"]),
@@ -71,6 +81,14 @@ def console_routes(context: ConsoleContext) -> list[Route]:
 
 
 ASSETS = {"console.css": "text/css", "console.js": "text/javascript"}
+LAST_EXECUTIONS = 10  # on a company's page
+# A company page's webhook forms: the API route each calls, and the body it sends.
+WEBHOOK_CHANGES: dict[str, tuple[Callable[[Call], Answer], dict[str, object]]] = {
+    "enable": (edit_webhook, {"enabled": True}),
+    "disable": (edit_webhook, {"enabled": False}),
+    "rotate-secret": (rotate_secret, {}),
+    "delete": (delete_webhook, {}),
+}
 
 
 async def static_asset(request: Request) -> Response:
@@ -183,6 +201,66 @@ class _Pages:
         return await self._list_page(
             request, session, list_companies, "companies.html", query, statuses=COMPANY_STATUSES
         )
+
+    async def company(self, request: Request) -> Response:
+        session = self._session(request)
+        if session is None:
+            return _to_login()
+        return await self._company_page(session, request.path_params["company_id"])
+
+    async def _company_page(
+        self, session: Session, company_id: str, new_secret: Mapping[str, str] | None = None
+    ) -> Response:
+        """A company, its webhooks (all of them: a company has a handful) and its last
+        executions (the log's indexed company search)."""
+        path = {"company_id": company_id}
+        company, error = await self._api(session, get_company, path=path)
+        webhooks, executions = None, None
+        if error is None:
+            webhooks, error = await self._api(
+                session, list_webhooks, path=path, query={"limit": "500"}
+            )
+        if error is None:
+            query = {"company_id": company_id, "limit": str(LAST_EXECUTIONS)}
+            executions, error = await self._api(session, search_log, query=query)
+        return render(
+            "company.html",
+            200 if error is None else error.status,
+            session=session,
+            company=company if error is None else None,
+            webhooks=webhooks["items"] if webhooks else [],
+            executions=executions["items"] if executions else [],
+            error=error,
+            new_secret=new_secret,
+        )
+
+    async def change_webhook(self, request: Request) -> Response:
+        """Switch a webhook on or off, rotate its secret (shown once, on the page this
+        answers with, never stored for later), or delete it; then its company's page."""
+        refused = await self._refused_form(request)
+        if refused is not None:
+            return refused
+        session = self._session(request)
+        assert session is not None
+        change = WEBHOOK_CHANGES.get(request.path_params["change"])
+        if change is None:
+            return render("refused.html", 404, session=session, reason="no such change")
+        if not session.principal.can_write():
+            return render(
+                "refused.html", 403, session=session, reason="viewers cannot change webhooks"
+            )
+        path = {"webhook_id": request.path_params["webhook_id"]}
+        webhook, error = await self._api(session, get_webhook, path=path)
+        if error is None:
+            handler, body = change
+            changed, error = await self._api(session, handler, path=path, body=body)
+        if error is not None:
+            return render("refused.html", error.status, session=session, reason=error.message)
+        company_id = webhook["company_id"]
+        if "secret" in changed:
+            shown = {"webhook_id": webhook["id"], "secret": changed["secret"]}
+            return await self._company_page(session, company_id, new_secret=shown)
+        return RedirectResponse(f"{PREFIX}/companies/{company_id}", 303)
 
     async def _list_page(
         self,

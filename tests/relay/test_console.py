@@ -242,7 +242,7 @@ def test_the_company_list_searches_by_name_and_status(
     def names(**query: str) -> list[str]:
         page = admin.get("/console/companies", params=query)
         assert page.status_code == 200, page.text
-        return re.findall(r'<a href="/console/executions\?company_id=[^"]+">([^<]+)</a>', page.text)
+        return re.findall(r'<a href="/console/companies/[^"]+">([^<]+)</a>', page.text)
 
     assert names() == ["Acme Cobrancas", "Beta Telecom"]
     assert names(q="acme") == ["Acme Cobrancas"]
@@ -284,3 +284,66 @@ def test_the_company_list_shows_each_platform_stream(
     assert '<td class="platform">-</td>' in rows["Acme Cobrancas"]
     shown = '<span class="stream refused" title="invalid token">refused: invalid token</span>'
     assert f"cluster1 · {shown}" in rows["Beta Telecom"]
+
+
+def test_a_company_page_switches_rotates_and_deletes_its_webhooks_for_admins_only(
+    start_relay: StartRelay, make_token: MakeToken, receiver: RunningReceiver
+) -> None:
+    relay = start_relay()
+    api = Api(relay.url, make_token(name="ana"))
+    make_token(name="victor", role="viewer", scope="read")
+    company = new_company(api, "Acme")
+    long_url = f"{receiver.url}/ok/" + "segment/" * 20
+    hook = api.post(
+        f"/companies/{company}/webhooks", {"url": long_url, "events": [EVENT], "name": "CRM"}
+    ).json()["id"]
+    admin, csrf = console_session(relay, "ana")
+    viewer, viewer_csrf = console_session(relay, "victor")
+
+    page = admin.get(f"/console/companies/{company}")
+    assert page.status_code == 200, page.text
+    assert f'title="{long_url}"' in page.text and ">enabled<" in page.text
+
+    switched = admin.post(f"/console/webhooks/{hook}/disable", data={"csrf": csrf})
+    assert switched.status_code == 303
+    assert switched.headers["location"] == f"/console/companies/{company}"
+    assert api.get(f"/webhooks/{hook}").json()["enabled"] is False
+    assert ">disabled<" in admin.get(f"/console/companies/{company}").text
+    assert admin.post(f"/console/webhooks/{hook}/enable", data={"csrf": csrf}).status_code == 303
+    assert api.get(f"/webhooks/{hook}").json()["enabled"] is True
+
+    rotated = admin.post(f"/console/webhooks/{hook}/rotate-secret", data={"csrf": csrf})
+    secret = re.search(r'<pre class="secret">(whsec_[^<]+)</pre>', rotated.text)
+    assert rotated.status_code == 200 and secret is not None
+    assert api.get(f"/webhooks/{hook}").json()["signed"] is True
+    assert secret.group(1) not in admin.get(f"/console/companies/{company}").text  # once
+
+    viewer_page = viewer.get(f"/console/companies/{company}").text
+    assert "Switch off" not in viewer_page and "rotate-secret" not in viewer_page
+    for change in ("disable", "delete", "rotate-secret"):
+        refused = viewer.post(f"/console/webhooks/{hook}/{change}", data={"csrf": viewer_csrf})
+        assert refused.status_code == 403
+    assert admin.post(f"/console/webhooks/{hook}/delete", data={}).status_code == 403  # no CSRF
+    assert api.get(f"/webhooks/{hook}").json()["enabled"] is True
+
+    deleted = admin.post(f"/console/webhooks/{hook}/delete", data={"csrf": csrf})
+
+    assert deleted.status_code == 303
+    assert api.get(f"/webhooks/{hook}").status_code == 404
+    assert "No webhooks." in admin.get(f"/console/companies/{company}").text
+    unknown = admin.get(f"/console/companies/{uuid.uuid4()}")
+    assert unknown.status_code == 404
+
+
+def test_a_company_page_shows_its_last_executions(
+    start_relay: StartRelay, receiver: RunningReceiver, make_token: MakeToken
+) -> None:
+    relay, row = one_pending_delivery(start_relay, receiver, make_token)
+    admin, _csrf = console_session(relay, "ana")
+
+    page = admin.get(f"/console/companies/{row['company_id']}")
+
+    assert page.status_code == 200, page.text
+    assert re.findall(r'<a href="/console/executions/([^"]+)">', page.text) == [row["execution_id"]]
+    assert '<span class="badge pending">pending</span>' in page.text  # still in the spool
+    assert f'href="/console/executions?company_id={row["company_id"]}"' in page.text
