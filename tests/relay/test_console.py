@@ -130,6 +130,29 @@ def test_an_admin_finds_a_number_opens_the_row_and_resends_and_a_viewer_cannot(
     page.close()
 
 
+def test_on_a_phone_an_admin_switches_a_webhook_off_with_the_keyboard(
+    start_relay: StartRelay, receiver: RunningReceiver, make_token: MakeToken, browser: Browser
+) -> None:
+    relay, row = one_pending_delivery(start_relay, receiver, make_token)
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    sign_in(page, relay, "ana")
+    page.get_by_role("link", name="Companies").click()
+    page.get_by_role("link", name="Acme").click()
+    expect(page.get_by_role("heading", name=re.compile("Acme"))).to_be_visible()
+    screenshot(page, "company")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390  # the webhook table scrolls in its own box, not the page
+
+    switch = page.get_by_role("button", name="Switch off")
+    switch.focus()
+    page.keyboard.press("Enter")
+
+    expect(page.locator("table.webhooks td.state")).to_have_text("disabled")
+    expect(page.get_by_role("button", name="Switch on")).to_be_visible()
+    assert page.url.endswith(f"/console/companies/{row['company_id']}")
+    page.close()
+
+
 def console_session(relay: InProcessRelay, user: str) -> tuple[httpx.Client, str]:
     """A client signed in as `user` and its CSRF token. The cookie is Secure, which httpx
     (unlike a browser on 127.0.0.1) keeps off plain http, so it is sent by hand."""
