@@ -49,7 +49,7 @@ postgres-binaries:
 
 ## screenshots: the console's pages as PNGs in docs/screenshots, taken by its browser test
 screenshots: $(STAMP) postgres-binaries chromium
-	RELAY_CONSOLE_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/relay/test_console.py -q -k "admin_finds or phone_an_admin"
+	RELAY_CONSOLE_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest tests/relay/test_console.py -q -k "admin_finds or phone_an_admin or builds_a_filter"
 
 # The console's browser tests drive Debian's chromium (Playwright's own downloads are blocked).
 chromium:

@@ -27,11 +27,13 @@ from starlette.routing import Route
 
 from relay.accounts.authenticator import Authenticator
 from relay.api.companies import get_company, list_companies
+from relay.api.event_types import list_event_types
 from relay.api.executions import search_log, show_execution
 from relay.api.messages import resend_message, show_message
 from relay.api.routing import Answer, Call, SpoolAccess
 from relay.api.stats import read_stats
 from relay.api.webhooks import (
+    create_webhook,
     delete_webhook,
     edit_webhook,
     get_webhook,
@@ -40,6 +42,7 @@ from relay.api.webhooks import (
 )
 from relay.console.chart import HEIGHT, hourly_bars
 from relay.console.sessions import COOKIE, Session, SessionStore
+from relay.console.webhook_form import OPERATORS, WebhookForm
 from relay.errors import InputError
 from relay.execution_log.search import STATUSES
 from relay.registry.listing import COMPANY_STATUSES
@@ -73,6 +76,14 @@ def console_routes(context: ConsoleContext) -> list[Route]:
         Route(PREFIX + "/executions", pages.executions, methods=["GET"]),
         Route(PREFIX + "/companies", pages.companies, methods=["GET"]),
         Route(PREFIX + "/companies/{company_id}", pages.company, methods=["GET"]),
+        Route(
+            PREFIX + "/companies/{company_id}/webhooks/new",
+            pages.webhook_editor,
+            methods=["GET", "POST"],
+        ),
+        Route(
+            PREFIX + "/webhooks/{webhook_id}/edit", pages.webhook_editor, methods=["GET", "POST"]
+        ),
         Route(PREFIX + "/webhooks/{webhook_id}/{change}", pages.change_webhook, methods=["POST"]),
         Route(PREFIX + "/executions/{execution_id}", pages.execution, methods=["GET"]),
         Route(PREFIX + "/messages/{message_id}/resend", pages.resend, methods=["POST"]),
@@ -261,6 +272,73 @@ class _Pages:
             shown = {"webhook_id": webhook["id"], "secret": changed["secret"]}
             return await self._company_page(session, company_id, new_secret=shown)
         return RedirectResponse(f"{PREFIX}/companies/{company_id}", 303)
+
+    async def webhook_editor(self, request: Request) -> Response:
+        """New webhook (`/companies/{id}/webhooks/new`) or an edit (`/webhooks/{id}/edit`):
+        GET shows the form; POST checks its filters against the samples, adds a filter row,
+        or saves through the API's route (a refusal comes back on the form, as typed)."""
+        session = self._session(request)
+        if session is None:
+            return _to_login()
+        if request.method == "POST":
+            refused = await self._refused_form(request)
+            if refused is not None:
+                return refused
+        if not session.principal.can_write():
+            return render("refused.html", 403, session=session, reason="viewers cannot edit")
+        webhook_id = request.path_params.get("webhook_id")
+        company_id = str(request.path_params.get("company_id", ""))
+        existing = None
+        if webhook_id is not None:
+            existing, error = await self._api(session, get_webhook, path={"webhook_id": webhook_id})
+            if error is not None:
+                return render("refused.html", error.status, session=session, reason=error.message)
+            company_id = str(existing["company_id"])
+        form = WebhookForm.from_webhook(existing) if existing else WebhookForm()
+        action, error, verdicts = "", None, None
+        if request.method == "POST":
+            posted = await request.form()
+            form = WebhookForm.from_form(posted)
+            action = str(posted.get("action", "save"))
+        if action == "save":
+            if webhook_id is None:
+                answer, error = await self._api(
+                    session,
+                    create_webhook,
+                    path={"company_id": company_id},
+                    body=form.body(creating=True),
+                )
+            else:
+                answer, error = await self._api(
+                    session,
+                    edit_webhook,
+                    path={"webhook_id": webhook_id},
+                    body=form.body(creating=False),
+                )
+            if error is None:
+                if answer.get("secret"):
+                    shown = {"webhook_id": answer["id"], "secret": answer["secret"]}
+                    return await self._company_page(session, company_id, new_secret=shown)
+                return RedirectResponse(f"{PREFIX}/companies/{company_id}", 303)
+        elif action == "check":
+            verdicts = form.check()
+        if action in ("", "add-row") or not form.rows:
+            form.with_blank_row()
+        catalog, _ = await self._api(session, list_event_types, query={"limit": "500"})
+        return render(
+            "webhook_form.html",
+            200 if error is None else error.status,
+            session=session,
+            creating=webhook_id is None,
+            action=str(request.url.path),
+            company_id=company_id,
+            form=form,
+            catalog=catalog["items"] if catalog else [],
+            operators=OPERATORS,
+            paths=form.paths(),
+            verdicts=verdicts,
+            error=error,
+        )
 
     async def _list_page(
         self,

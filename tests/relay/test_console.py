@@ -4,6 +4,7 @@ without its CSRF token, a viewer's resend, a session past its lifetime."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import uuid
@@ -34,6 +35,7 @@ from tests.relay.test_api_executions import (
     post_event,
 )
 from tests.support.api_fixtures import PASSWORD, Api, MakeToken
+from tests.support.relay_data import sample_event
 from tests.support.relay_launcher import InProcessRelay
 from tests.support.waiting import eventually
 
@@ -370,3 +372,104 @@ def test_a_company_page_shows_its_last_executions(
     assert re.findall(r'<a href="/console/executions/([^"]+)">', page.text) == [row["execution_id"]]
     assert '<span class="badge pending">pending</span>' in page.text  # still in the spool
     assert f'href="/console/executions?company_id={row["company_id"]}"' in page.text
+
+
+def editor_fields(company: str, **values: str) -> dict[str, Any]:
+    """The editor's form as a browser posts it: one filter row unless told otherwise."""
+    return {
+        "url": values.get("url", "https://hooks.example.com/crm"),
+        "name": "CRM",
+        "events": EVENT,
+        "f_event_0": EVENT,
+        "f_path_0": "callHistory.campaign.id",
+        "f_op_0": values.get("op", "equals"),
+        "f_value_0": values.get("value", "201074"),
+        "sample": "",
+        "action": values.get("action", "save"),
+    }
+
+
+def test_the_webhook_editor_checks_filters_on_the_sample_and_saves_what_the_api_accepts(
+    start_relay: StartRelay, make_token: MakeToken
+) -> None:
+    relay = start_relay()
+    api = Api(relay.url, make_token(name="ana"))
+    make_token(name="victor", role="viewer", scope="read")
+    company = new_company(api, "Acme")
+    admin, csrf = console_session(relay, "ana")
+    viewer, viewer_csrf = console_session(relay, "victor")
+    new = f"/console/companies/{company}/webhooks/new"
+
+    form = admin.get(new)
+    assert form.status_code == 200 and 'list="sample-paths"' in form.text
+    assert '<option value="callHistory.campaign.id">201074</option>' in form.text
+
+    passes = admin.post(new, data={"csrf": csrf, **editor_fields(company, action="check")})
+    fails = admin.post(
+        new, data={"csrf": csrf, **editor_fields(company, action="check", value="999")}
+    )
+    assert "the sample passes every filter" in passes.text
+    assert "the sample would not pass" in fails.text
+    bad = admin.post(new, data={"csrf": csrf, **editor_fields(company, url="ftp://x/")})
+    assert bad.status_code == 422 and "(url)" in bad.text and 'value="ftp://x/"' in bad.text
+    wrong = admin.post(
+        new, data={"csrf": csrf, **editor_fields(company, op="greater_than", value="[1]")}
+    )
+    assert wrong.status_code == 422 and "(filters)" in wrong.text
+    assert viewer.get(new).status_code == 403
+    assert viewer.post(new, data={"csrf": viewer_csrf, **editor_fields(company)}).status_code == 403
+    assert admin.post(new, data=editor_fields(company)).status_code == 403  # no CSRF token
+    assert api.get(f"/companies/{company}/webhooks").json()["items"] == []  # nothing saved
+
+    saved = admin.post(new, data={"csrf": csrf, **editor_fields(company)})
+
+    assert saved.status_code == 303
+    [hook] = api.get(f"/companies/{company}/webhooks").json()["items"]
+    assert hook["filters"] == {
+        EVENT: [{"field_path": "callHistory.campaign.id", "operator": "equals", "value": 201074}]
+    }
+    edit = f"/console/webhooks/{hook['id']}/edit"
+    assert 'value="callHistory.campaign.id"' in admin.get(edit).text
+    edited = {**editor_fields(company, url="https://hooks.example.com/v2"), "f_path_0": ""}
+    assert admin.post(edit, data={"csrf": csrf, **edited}).status_code == 303
+    changed = api.get(f"/webhooks/{hook['id']}").json()
+    assert changed["url"] == "https://hooks.example.com/v2"
+    assert changed["filters"] == {EVENT: []}  # the emptied row removed the filter
+
+
+def test_an_admin_builds_a_filter_from_the_sample_and_only_matching_calls_arrive(
+    start_relay: StartRelay, receiver: RunningReceiver, make_token: MakeToken, browser: Browser
+) -> None:
+    relay = start_relay()
+    api = Api(relay.url, make_token(name="ana"))
+    company = new_company(api, "Acme")
+    page = browser.new_page()
+    sign_in(page, relay, "ana")
+    page.goto(f"{relay.url}/console/companies/{company}")
+    page.get_by_role("link", name="Add a webhook").click()
+
+    page.fill("input[name=url]", f"{receiver.url}/crm/ok")
+    page.check(f"input[name=events][value={EVENT}]")
+    page.get_by_label("Field of filter 1").fill("callHistory.campaign.id")
+    page.get_by_label("Value of filter 1").fill("201074")
+    page.get_by_role("button", name="Check against the sample").click()
+    expect(page.locator(".verdict.pass")).to_contain_text("the sample passes every filter")
+    page.get_by_label("Value of filter 1").fill("999")
+    page.get_by_role("button", name="Check against the sample").click()
+    expect(page.locator(".verdict.fail")).to_contain_text("would not pass")
+    screenshot(page, "webhook-editor")
+    page.get_by_label("Value of filter 1").fill("201074")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("table.webhooks td.state")).to_have_text("enabled")
+    page.close()
+
+    matching = sample_event()
+    other = json.loads(json.dumps(matching))
+    other["callHistory"]["campaign"]["id"] = 5
+    subscribed = (uuid.UUID(company), EVENT)
+    assert eventually(lambda: subscribed in relay.service.registry.snapshot.subscriptions)
+    assert relay.post(uuid.UUID(company), other).json()["deliveries"] == 0
+    assert relay.post(uuid.UUID(company), matching).json()["deliveries"] == 1
+    assert eventually(lambda: len(receiver.receiver.on("/crm")) == 1)
+    [post] = receiver.receiver.on("/crm")
+    assert post.json()["data"]["callHistory"]["campaign"]["id"] == 201074
