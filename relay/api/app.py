@@ -14,6 +14,7 @@ from starlette.routing import Route
 from relay.accounts.authenticator import Authenticator
 from relay.api import (
     companies,
+    dead_letters,
     event_types,
     executions,
     messages,
@@ -41,6 +42,7 @@ RESOURCES: tuple[ModuleType, ...] = (
     messages,
     recovery,
     stats,
+    dead_letters,
 )
 
 

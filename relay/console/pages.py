@@ -27,6 +27,7 @@ from starlette.routing import Route
 
 from relay.accounts.authenticator import Authenticator
 from relay.api.companies import get_company, list_companies
+from relay.api.dead_letters import list_dead_letters, purge_dead_letters, retry_dead_letters
 from relay.api.event_types import list_event_types
 from relay.api.executions import search_log, show_execution
 from relay.api.messages import resend_message, show_message
@@ -85,6 +86,8 @@ def console_routes(context: ConsoleContext) -> list[Route]:
             PREFIX + "/webhooks/{webhook_id}/edit", pages.webhook_editor, methods=["GET", "POST"]
         ),
         Route(PREFIX + "/webhooks/{webhook_id}/{change}", pages.change_webhook, methods=["POST"]),
+        Route(PREFIX + "/dead-letters", pages.dead_letters, methods=["GET"]),
+        Route(PREFIX + "/dead-letters/{change}", pages.change_dead_letters, methods=["POST"]),
         Route(PREFIX + "/executions/{execution_id}", pages.execution, methods=["GET"]),
         Route(PREFIX + "/messages/{message_id}/resend", pages.resend, methods=["POST"]),
         Route(PREFIX + "/static/{name}", static_asset, methods=["GET"]),
@@ -272,6 +275,50 @@ class _Pages:
             shown = {"webhook_id": webhook["id"], "secret": changed["secret"]}
             return await self._company_page(session, company_id, new_secret=shown)
         return RedirectResponse(f"{PREFIX}/companies/{company_id}", 303)
+
+    async def dead_letters(self, request: Request, done: str | None = None) -> Response:
+        session = self._session(request)
+        if session is None:
+            return _to_login()
+        page, error = await self._api(session, list_dead_letters)
+        return render(
+            "dead_letters.html",
+            200 if error is None else error.status,
+            session=session,
+            page=page,
+            error=error,
+            done=done,
+        )
+
+    async def change_dead_letters(self, request: Request) -> Response:
+        """Retry or purge one dead letter (`ids`) or all of them (`all`), as the API does."""
+        refused = await self._refused_form(request)
+        if refused is not None:
+            return refused
+        session = self._session(request)
+        assert session is not None
+        change = {"retry": retry_dead_letters, "purge": purge_dead_letters}.get(
+            request.path_params["change"]
+        )
+        if change is None:
+            return render("refused.html", 404, session=session, reason="no such change")
+        if not session.principal.can_write():
+            return render(
+                "refused.html", 403, session=session, reason="viewers cannot change dead letters"
+            )
+        form = await request.form()
+        body: dict[str, object] = {"all": True} if form.get("all") == "true" else {}
+        if not body:
+            body["ids"] = [str(one) for one in form.getlist("ids")]
+        answer, error = await self._api(session, change, body=body)
+        if error is not None:
+            return render("refused.html", error.status, session=session, reason=error.message)
+        done = (
+            f"{answer['retried']} back in the queue"
+            if "retried" in answer
+            else f"{answer['purged']} purged"
+        )
+        return await self.dead_letters(request, done)
 
     async def webhook_editor(self, request: Request) -> Response:
         """New webhook (`/companies/{id}/webhooks/new`) or an edit (`/webhooks/{id}/edit`):
