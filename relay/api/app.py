@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from relay.accounts.authenticator import Authenticator
 from relay.api import (
+    accounts,
     companies,
     dead_letters,
     event_types,
@@ -43,6 +44,7 @@ RESOURCES: tuple[ModuleType, ...] = (
     recovery,
     stats,
     dead_letters,
+    accounts,
 )
 
 

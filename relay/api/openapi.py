@@ -22,7 +22,7 @@ ERROR_MEANINGS = {
     503: "the database or the spool is unavailable, or the spool is full; see Retry-After",
 }
 AUTHENTICATION_ERRORS = (401, 403, 429)
-TEXT_PATH_PARAMS = frozenset({"message_id", "job_id"})  # every other id in a path is a UUID
+TEXT_PATH_PARAMS = frozenset({"message_id", "job_id", "user_name"})  # the rest are UUIDs
 _PATH_PARAM = re.compile(r"{([a-z_]+)}")
 
 

@@ -26,6 +26,14 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from relay.accounts.authenticator import Authenticator
+from relay.api.accounts import (
+    add_user,
+    create_token,
+    edit_user,
+    list_tokens,
+    list_users,
+    revoke_token,
+)
 from relay.api.companies import get_company, list_companies
 from relay.api.dead_letters import list_dead_letters, purge_dead_letters, retry_dead_letters
 from relay.api.event_types import list_event_types
@@ -86,6 +94,11 @@ def console_routes(context: ConsoleContext) -> list[Route]:
             PREFIX + "/webhooks/{webhook_id}/edit", pages.webhook_editor, methods=["GET", "POST"]
         ),
         Route(PREFIX + "/webhooks/{webhook_id}/{change}", pages.change_webhook, methods=["POST"]),
+        Route(PREFIX + "/accounts", pages.accounts, methods=["GET"]),
+        Route(PREFIX + "/users", pages.change_account, methods=["POST"]),
+        Route(PREFIX + "/users/{user_name}/{change}", pages.change_account, methods=["POST"]),
+        Route(PREFIX + "/tokens", pages.change_account, methods=["POST"]),
+        Route(PREFIX + "/tokens/{token_id}/revoke", pages.change_account, methods=["POST"]),
         Route(PREFIX + "/dead-letters", pages.dead_letters, methods=["GET"]),
         Route(PREFIX + "/dead-letters/{change}", pages.change_dead_letters, methods=["POST"]),
         Route(PREFIX + "/executions/{execution_id}", pages.execution, methods=["GET"]),
@@ -275,6 +288,76 @@ class _Pages:
             shown = {"webhook_id": webhook["id"], "secret": changed["secret"]}
             return await self._company_page(session, company_id, new_secret=shown)
         return RedirectResponse(f"{PREFIX}/companies/{company_id}", 303)
+
+    async def accounts(
+        self,
+        request: Request,
+        new_token: Mapping[str, object] | None = None,
+        error: InputError | None = None,
+    ) -> Response:
+        """Users and API tokens: for admins of every company, as the API allows."""
+        session = self._session(request)
+        if session is None:
+            return _to_login()
+        if not (session.principal.can_write() and session.principal.every_company):
+            return render(
+                "refused.html", 403, session=session, reason="only admins of every company"
+            )
+        users, _ = await self._api(session, list_users)
+        tokens, _ = await self._api(session, list_tokens)
+        return render(
+            "accounts.html",
+            200 if error is None else error.status,
+            session=session,
+            users=users["items"] if users else [],
+            tokens=tokens["items"] if tokens else [],
+            roles=("viewer", "admin"),
+            scopes=("read", "events", "admin"),
+            new_token=new_token,
+            error=error,
+        )
+
+    async def change_account(self, request: Request) -> Response:
+        """Add a user, change one (role, disable, enable), create or revoke a token; then the
+        accounts page (a new token's text on it, once)."""
+        refused = await self._refused_form(request)
+        if refused is not None:
+            return refused
+        session = self._session(request)
+        assert session is not None
+        if not (session.principal.can_write() and session.principal.every_company):
+            return render(
+                "refused.html", 403, session=session, reason="only admins of every company"
+            )
+        form = await request.form()
+        fields = {k: str(v) for k, v in form.items() if k != "csrf" and str(v).strip()}
+        path = dict(request.path_params)
+        change = path.pop("change", None)
+        route = request.url.path.removeprefix(PREFIX)
+        handler: Callable[[Call], Answer]
+        body: dict[str, object]
+        if route == "/users":
+            companies = [c.strip() for c in fields.pop("companies", "").split(",") if c.strip()]
+            handler, body = add_user, {**fields, "companies": companies or None}
+        elif route == "/tokens":
+            handler, body = create_token, dict(fields)
+        elif route.endswith("/revoke"):
+            handler, body = revoke_token, {}
+        else:
+            edits: dict[str, dict[str, object]] = {
+                "disable": {"disabled": True},
+                "enable": {"disabled": False},
+                "role": {"role": fields.get("role", "")},
+            }
+            if change not in edits:
+                return render("refused.html", 404, session=session, reason="no such change")
+            handler, body = edit_user, edits[change]
+        answer, error = await self._api(session, handler, path=path, body=body)
+        if error is not None:
+            return await self.accounts(request, error=error)
+        if handler is create_token:
+            return await self.accounts(request, new_token=answer)
+        return RedirectResponse(PREFIX + "/accounts", 303)
 
     async def dead_letters(self, request: Request, done: str | None = None) -> Response:
         session = self._session(request)
