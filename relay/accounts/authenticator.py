@@ -88,6 +88,8 @@ class Authenticator:
         # token digest -> (principal, fresh until); only the event loop's thread touches it
         self._cache: dict[str, tuple[Principal, datetime]] = {}
         self._refreshing: dict[str, asyncio.Task[None]] = {}
+        # user name -> (principal, or None once disabled; fresh until), for console sessions
+        self._users: dict[str, tuple[Principal | None, datetime]] = {}
 
     async def authenticate(self, authorization: str | None, client: str) -> Principal:
         """The principal of an `Authorization` header: 401 without a live token, 429 once
@@ -149,6 +151,26 @@ class Authenticator:
             self.limiter.fail(client)
             raise InputError(401, AUTHORIZATION, "wrong user name or password")
         return found.principal
+
+    async def user_principal(self, name: str, signed_in_as: Principal) -> Principal | None:
+        """What a signed-in user may do now, so that disabling a user or changing their role
+        or companies reaches their open console sessions within `cache_seconds`: their
+        principal as the database has it, None once disabled or gone. While the database
+        cannot be asked, the last answer (or what they signed in with) stands."""
+        now = self.clock()
+        cached = self._users.get(name)
+        if cached is not None and now < cached[1]:
+            return cached[0]
+        try:
+            found = await anyio.to_thread.run_sync(store.login_of, self.engine, name)
+        except sa.exc.SQLAlchemyError as exc:
+            log.warning("user %s keeps their last answer: %s", name, exc)
+            return signed_in_as if cached is None else cached[0]
+        if len(self._users) >= MAX_CACHED:
+            self._users.clear()
+        principal = None if found is None else found.principal
+        self._users[name] = (principal, now + self.cache_time)
+        return principal
 
     def _remember(self, digest: str, principal: Principal, now: datetime) -> None:
         if len(self._cache) >= MAX_CACHED:

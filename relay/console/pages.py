@@ -9,10 +9,12 @@ a refusal (a viewer's resend, another company's row) is the API's refusal.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -54,7 +56,8 @@ from relay.console.sessions import COOKIE, Session, SessionStore
 from relay.console.webhook_form import OPERATORS, WebhookForm
 from relay.errors import InputError
 from relay.execution_log.search import STATUSES
-from relay.registry.listing import COMPANY_STATUSES
+from relay.ops.health import DrainHealth
+from relay.registry.listing import COMPANY_STATUSES, labels
 from spool import QueueStats, utc_now
 
 HERE = Path(__file__).parent
@@ -72,6 +75,7 @@ class ConsoleContext:
     spool: SpoolAccess
     authenticator: Authenticator
     sessions: SessionStore
+    drain: Callable[[], DrainHealth]  # the drain's state, from the metrics (relay/ops/health.py)
     secure_cookie: bool = True
 
 
@@ -134,11 +138,22 @@ class _Pages:
     def __init__(self, context: ConsoleContext) -> None:
         self.context = context
 
-    def _session(self, request: Request) -> Session | None:
-        return self.context.sessions.get(request.cookies.get(COOKIE))
+    async def _session(self, request: Request) -> Session | None:
+        """The request's live session, with its user's principal as it is now (a user
+        disabled since signing in is signed out; a changed role applies at once)."""
+        session_id = request.cookies.get(COOKIE)
+        session = self.context.sessions.get(session_id)
+        if session is None:
+            return None
+        signed_in_as = session.principal
+        now = await self.context.authenticator.user_principal(signed_in_as.user, signed_in_as)
+        if now is None:
+            self.context.sessions.close(session_id)
+            return None
+        return session if now == signed_in_as else dataclasses.replace(session, principal=now)
 
     async def home(self, request: Request) -> Response:
-        session = self._session(request)
+        session = await self._session(request)
         if session is None:
             return _to_login()
         now = utc_now()
@@ -155,15 +170,17 @@ class _Pages:
         day_ago = now - timedelta(hours=23)
         hourly, _ = await self._api(session, read_stats, query={"since": day_ago.isoformat()})
         bars = hourly_bars(hourly["buckets"] if hourly else [], day_ago, 24)
-        spool = None
-        if session.principal.every_company:  # the spool holds every company's rows
+        spool, drain = None, None
+        if session.principal.every_company:  # the spool and drain hold every company's rows
             spool = _spool_state(
                 await anyio.to_thread.run_sync(self.context.spool.outbox.stats), now
             )
+            drain = await anyio.to_thread.run_sync(self.context.drain)
         return render(
             "dashboard.html",
             200 if error is None else error.status,
             spool=spool,
+            drain=drain,
             session=session,
             periods=periods,
             error=error,
@@ -207,7 +224,7 @@ class _Pages:
         return answer
 
     async def executions(self, request: Request) -> Response:
-        session = self._session(request)
+        session = await self._session(request)
         if session is None:
             return _to_login()
         query = {k: v for k, v in request.query_params.items() if v}
@@ -216,12 +233,51 @@ class _Pages:
             query["phone" if _looks_like_phone(search) else "message_id"] = search
         else:  # a shared link names the filter itself (`?phone=...`): show it in the box
             search = query.get("phone") or query.get("message_id") or ""
-        return await self._list_page(
-            request, session, search_log, "executions.html", query, statuses=STATUSES, search=search
+        for name in ("since", "until"):
+            if name in query:
+                query[name] = _utc_unless_zoned(query[name])
+        page, error = await self._api(session, search_log, query=query)
+        companies, _ = await self._api(session, list_companies, query={"limit": "500"})
+        catalog, _ = await self._api(session, list_event_types, query={"limit": "500"})
+        webhooks = None
+        if "company_id" in query and error is None:
+            webhooks, _ = await self._api(
+                session,
+                list_webhooks,
+                path={"company_id": query["company_id"]},
+                query={"limit": "500"},
+            )
+        return render(
+            "executions.html",
+            200 if error is None else error.status,
+            session=session,
+            page=page,
+            labels=await self._labels(page["items"] if page else []),
+            error=error,
+            filters=query,
+            next_query=_next_query(request.query_params, page),
+            statuses=STATUSES,
+            search=search,
+            companies=companies["items"] if companies else [],
+            event_types=[e["name"] for e in catalog["items"]] if catalog else [],
+            webhooks=webhooks["items"] if webhooks else [],
         )
 
+    async def _labels(self, rows: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+        """Company names and webhook URLs, by id as the rows carry it, for rows the API
+        already let this user see."""
+        company_ids = {uuid.UUID(r["company_id"]) for r in rows if r.get("company_id")}
+        webhook_ids = {uuid.UUID(r["webhook_id"]) for r in rows if r.get("webhook_id")}
+        found = await anyio.to_thread.run_sync(
+            labels, self.context.engine, company_ids, webhook_ids
+        )
+        return {
+            "company_names": {str(k): v for k, v in found.company_names.items()},
+            "webhook_urls": {str(k): v for k, v in found.webhook_urls.items()},
+        }
+
     async def companies(self, request: Request) -> Response:
-        session = self._session(request)
+        session = await self._session(request)
         if session is None:
             return _to_login()
         query = {k: v for k, v in request.query_params.items() if v}
@@ -230,7 +286,7 @@ class _Pages:
         )
 
     async def company(self, request: Request) -> Response:
-        session = self._session(request)
+        session = await self._session(request)
         if session is None:
             return _to_login()
         return await self._company_page(session, request.path_params["company_id"])
@@ -257,6 +313,7 @@ class _Pages:
             company=company if error is None else None,
             webhooks=webhooks["items"] if webhooks else [],
             executions=executions["items"] if executions else [],
+            labels=await self._labels(executions["items"] if executions else []),
             error=error,
             new_secret=new_secret,
         )
@@ -267,7 +324,7 @@ class _Pages:
         refused = await self._refused_form(request)
         if refused is not None:
             return refused
-        session = self._session(request)
+        session = await self._session(request)
         assert session is not None
         change = WEBHOOK_CHANGES.get(request.path_params["change"])
         if change is None:
@@ -296,7 +353,7 @@ class _Pages:
         error: InputError | None = None,
     ) -> Response:
         """Users and API tokens: for admins of every company, as the API allows."""
-        session = self._session(request)
+        session = await self._session(request)
         if session is None:
             return _to_login()
         if not (session.principal.can_write() and session.principal.every_company):
@@ -323,7 +380,7 @@ class _Pages:
         refused = await self._refused_form(request)
         if refused is not None:
             return refused
-        session = self._session(request)
+        session = await self._session(request)
         assert session is not None
         if not (session.principal.can_write() and session.principal.every_company):
             return render(
@@ -360,7 +417,7 @@ class _Pages:
         return RedirectResponse(PREFIX + "/accounts", 303)
 
     async def dead_letters(self, request: Request, done: str | None = None) -> Response:
-        session = self._session(request)
+        session = await self._session(request)
         if session is None:
             return _to_login()
         page, error = await self._api(session, list_dead_letters)
@@ -378,7 +435,7 @@ class _Pages:
         refused = await self._refused_form(request)
         if refused is not None:
             return refused
-        session = self._session(request)
+        session = await self._session(request)
         assert session is not None
         change = {"retry": retry_dead_letters, "purge": purge_dead_letters}.get(
             request.path_params["change"]
@@ -407,7 +464,7 @@ class _Pages:
         """New webhook (`/companies/{id}/webhooks/new`) or an edit (`/webhooks/{id}/edit`):
         GET shows the form; POST checks its filters against the samples, adds a filter row,
         or saves through the API's route (a refusal comes back on the form, as typed)."""
-        session = self._session(request)
+        session = await self._session(request)
         if session is None:
             return _to_login()
         if request.method == "POST":
@@ -493,7 +550,7 @@ class _Pages:
         )
 
     async def execution(self, request: Request) -> Response:
-        session = self._session(request)
+        session = await self._session(request)
         if session is None:
             return _to_login()
         path = {"execution_id": request.path_params["execution_id"]}
@@ -517,7 +574,7 @@ class _Pages:
         refused = await self._refused_form(request)
         if refused is not None:
             return refused
-        session = self._session(request)
+        session = await self._session(request)
         assert session is not None
         form = await request.form()
         back = str(form.get("back", PREFIX + "/executions"))
@@ -532,7 +589,7 @@ class _Pages:
 
     async def _refused_form(self, request: Request) -> Response | None:
         """403 for a form without its session's CSRF token (or without a session)."""
-        session = self._session(request)
+        session = await self._session(request)
         form = await request.form()
         sent = form.get("csrf")
         if session is None or not session.csrf_matches(sent if isinstance(sent, str) else None):
@@ -594,6 +651,16 @@ def _to_login() -> Response:
 
 def _looks_like_phone(text: str) -> bool:
     return any(c.isdigit() for c in text) and all(c.isdigit() or c in "+-() ." for c in text)
+
+
+def _utc_unless_zoned(moment: str) -> str:
+    """A time range's end as typed without a zone (a `datetime-local` field when the page's
+    script did not run) is read as UTC, which the page says; the API wants an offset."""
+    try:
+        parsed = datetime.fromisoformat(moment)
+    except ValueError:
+        return moment  # the API names the field
+    return moment if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC).isoformat()
 
 
 def _pretty(payload: object) -> str:

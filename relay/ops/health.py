@@ -19,6 +19,21 @@ from relay.ops.metrics import stream_states
 from spool import SpoolDatabase, SpoolError
 
 DRAIN_FAILING_SINCE_SAMPLE = "relay_drain_failing_since_timestamp_seconds"
+DRAIN_LAST_WORKED_SAMPLE = "relay_drain_last_success_timestamp_seconds"
+DB_ERROR_CLASSES = ("transient", "record", "config")
+
+
+@dataclass(frozen=True)
+class DrainHealth:
+    """The execution-log drain as a person reads it on the dashboard, from the metrics every
+    layout exports (the drain process's files, or this process's own)."""
+
+    running: bool  # False: the drain process is down
+    failing_seconds: float | None  # how long its cycles have failed; None while they work
+    last_worked_seconds: float | None  # age of its last good cycle; None before the first
+    rows: int  # written to the database since the drain started
+    transactions: int
+    errors: dict[str, int]  # database errors by class (transient, record, config)
 
 
 @dataclass(frozen=True)
@@ -47,6 +62,23 @@ class Readiness:
                 "(the database is unreachable or refuses the rows; see the log)"
             )
         return found
+
+    def drain(self) -> DrainHealth:
+        sample = self.metrics.get_sample_value
+        now = time.time()
+        failing_since = sample(DRAIN_FAILING_SINCE_SAMPLE) or 0.0
+        last_worked = sample(DRAIN_LAST_WORKED_SAMPLE) or 0.0
+        return DrainHealth(
+            running="drain" not in self.children_down(),
+            failing_seconds=max(0.0, now - failing_since) if failing_since else None,
+            last_worked_seconds=max(0.0, now - last_worked) if last_worked else None,
+            rows=int(sample("relay_drain_rows_total") or 0),
+            transactions=int(sample("relay_db_transactions_total") or 0),
+            errors={
+                c: int(sample("relay_db_errors_total", {"error_class": c}) or 0)
+                for c in DB_ERROR_CLASSES
+            },
+        )
 
     def platform(self) -> dict[str, object] | None:
         """The platform streams for the answer's detail: how many are connected, and which

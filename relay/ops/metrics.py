@@ -78,6 +78,13 @@ DRAIN_FAILING_SINCE = Gauge(
     multiprocess_mode="mostrecent",
     registry=None,
 )
+DRAIN_LAST_WORKED = Gauge(
+    "relay_drain_last_success_timestamp_seconds",
+    "Unix time the drain last finished a cycle that worked (wrote rows or found none); "
+    "0 before its first.",
+    multiprocess_mode="mostrecent",
+    registry=None,
+)
 
 # -- the platform source (one series per company that has a stream) --------------------------
 PLATFORM_EVENTS = Counter(
@@ -150,6 +157,7 @@ ROLE_METRICS: tuple[Collector, ...] = (
     DB_TRANSACTIONS,
     DB_ERRORS,
     DRAIN_FAILING_SINCE,
+    DRAIN_LAST_WORKED,
     PLATFORM_EVENTS,
     PLATFORM_STREAM_STATE,
     PLATFORM_LAST_EVENT,
@@ -194,6 +202,8 @@ class DrainMetrics:
             DB_ERRORS.labels("transient").inc()
         elif outcome is Outcome.CONFIG_ERROR:
             DB_ERRORS.labels("config").inc()
+        if outcome in (Outcome.WRITTEN, Outcome.IDLE):
+            DRAIN_LAST_WORKED.set(time.time())
         if failed and self._failing_since is None:
             self._failing_since = time.time()
             DRAIN_FAILING_SINCE.set(self._failing_since)

@@ -220,6 +220,33 @@ def _webhooks(conn: Connection, rows: list[sa.Row[tuple[object, ...]]]) -> list[
     ]
 
 
+@dataclass(frozen=True)
+class Labels:
+    """What a person reads beside a log row's ids: its company's name and its webhook's URL."""
+
+    company_names: Mapping[uuid.UUID, str]
+    webhook_urls: Mapping[uuid.UUID, str]
+
+
+def labels(
+    engine: Engine, company_ids: Collection[uuid.UUID], webhook_ids: Collection[uuid.UUID]
+) -> Labels:
+    """Names and URLs for a page of log rows (two primary-key lookups). Deleted companies and
+    webhooks are included: their log rows outlive them, and still name where they went."""
+    names: dict[uuid.UUID, str] = {}
+    urls: dict[uuid.UUID, str] = {}
+    with engine.connect() as conn:
+        if company_ids:
+            query = sa.select(companies.c.id, companies.c.name)
+            for company_id, name in conn.execute(query.where(companies.c.id.in_(set(company_ids)))):
+                names[company_id] = name
+        if webhook_ids:
+            query = sa.select(webhooks.c.id, webhooks.c.url)
+            for webhook_id, url in conn.execute(query.where(webhooks.c.id.in_(set(webhook_ids)))):
+                urls[webhook_id] = url
+    return Labels(names, urls)
+
+
 # -- the event catalog --------------------------------------------------------------------------
 
 

@@ -221,7 +221,9 @@ class RelayService:
             self.engine, spool_access, authenticator, max_body_bytes=settings.max_body_bytes
         )
         sessions = SessionStore(utc_now, settings.console_session_minutes)
-        console = console_routes(ConsoleContext(self.engine, spool_access, authenticator, sessions))
+        console = console_routes(
+            ConsoleContext(self.engine, spool_access, authenticator, sessions, readiness.drain)
+        )
         self.app = create_intake_app(
             self.intake,
             [*ops_routes(readiness, self.metrics), *management, *console],

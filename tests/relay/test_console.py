@@ -4,6 +4,7 @@ without its CSRF token, a viewer's resend, a session past its lifetime."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -12,9 +13,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from freezegun import freeze_time
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from sqlalchemy import Engine
 
@@ -40,6 +43,7 @@ from tests.support.relay_launcher import InProcessRelay
 from tests.support.waiting import eventually
 
 CHROMIUM = Path("/usr/bin/chromium")
+ON_REAL_TIME = ["apscheduler", "playwright", "greenlet"]
 # `make screenshots` sets it: the browser test saves its pages there as PNGs
 SCREENSHOTS = os.environ.get("RELAY_CONSOLE_SCREENSHOTS")
 
@@ -89,34 +93,58 @@ def sign_in(page: Page, relay: InProcessRelay, user: str) -> None:
 def test_an_admin_finds_a_number_opens_the_row_and_resends_and_a_viewer_cannot(
     start_relay: StartRelay, receiver: RunningReceiver, make_token: MakeToken, browser: Browser
 ) -> None:
-    relay, _row = one_pending_delivery(start_relay, receiver, make_token)
+    relay, first = one_pending_delivery(start_relay, receiver, make_token)
+    drained = relay.service.drain.scheduler.drainer.drain_once(force=True)
+    assert drained.rows_written == 1  # the first call's row is in the database now
+    post_event(relay, first["company_id"], event_id="second-call")  # the same number again
+    assert eventually(lambda: relay.service.outbox.stats().pending == 1)  # its row: the spool
 
-    page = browser.new_page()
+    # a browser in São Paulo: the time range is typed in its zone and sent as UTC
+    context = browser.new_context(timezone_id="America/Sao_Paulo")
+    page = context.new_page()
     sign_in(page, relay, "ana")
     page.fill("input[name=q]", PHONE_AS_TYPED)  # as a person types it
     page.press("input[name=q]", "Enter")
     expect(page).to_have_url(re.compile(r"q=%2B55"))  # the search is in the query string
     rows = page.locator("table.executions tbody tr")
-    expect(rows).to_have_count(1)
-    expect(rows.first.locator(".badge.pending")).to_be_visible()  # still in the spool
+    expect(rows).to_have_count(2)
+    expect(rows.locator(".badge.pending")).to_have_count(1)  # one still in the spool
+    expect(rows.nth(0).locator(".badge.pending")).to_be_visible()  # newest first
+    for row in (rows.nth(0), rows.nth(1)):
+        expect(row.locator("td.company")).to_have_text("Acme")
+        expect(row.locator("td.url")).to_have_text(f"{receiver.url}/acme/ok")
+        expect(row.locator("td.duration")).to_have_text(re.compile(r"^\d+ ms$"))
     screenshot(page, "execution-history")
     time_cell = rows.first.locator("time")
     assert time_cell.get_attribute("title", timeout=1000).endswith("UTC")  # type: ignore[union-attr]
 
-    time_cell.click()
+    local = datetime.now(ZoneInfo("America/Sao_Paulo"))
+    page.select_option("select[name=company_id]", label="Acme")
+    page.fill("input[name=since]", (local - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
+    page.fill("input[name=until]", (local + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M"))
+    page.get_by_role("button", name="Search").click()
+    # read as UTC, the window would end two hours ago and find nothing
+    expect(page).to_have_url(re.compile(r"until=\d{4}-\d\d-\d\dT\d\d%3A\d\d%3A00.000Z"))
+    expect(page.locator("label", has_text="From")).to_contain_text("America/Sao_Paulo")
+    expect(rows).to_have_count(2)
+    until = datetime.fromisoformat(page.url.split("until=")[1].split("&")[0].replace("%3A", ":"))
+    assert abs(until - (local + timedelta(hours=1))) < timedelta(minutes=1)
+
+    rows.first.locator("time").click()
     expect(page.locator("pre.json")).to_contain_text(f'"number": "{PHONE}"')
     expect(page.locator("ol.attempts li")).to_have_count(1)
     page.get_by_role("button", name="Resend").click()
     expect(page).to_have_url(re.compile(r"resent=1"))
     assert eventually(lambda: page.reload() and page.locator("ol.attempts li").count() == 2)
     expect(page.locator("ol.attempts li[data-attempt='2']")).to_contain_text("success")
-    assert len(receiver.receiver.requests) == 2  # the resend reached the receiver
+    assert len(receiver.receiver.requests) == 3  # two calls, and the resend
 
     screenshot(page, "execution-detail")
     detail_url = page.url.split("?")[0]
     page.get_by_role("link", name="Dashboard").click()
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
     expect(page.locator("svg.chart rect.ok")).to_have_count(24)
+    expect(page.locator(".drain .health")).to_contain_text("Working")
     screenshot(page, "dashboard")
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(re.compile(r"/console/login$"))
@@ -128,8 +156,23 @@ def test_an_admin_finds_a_number_opens_the_row_and_resends_and_a_viewer_cannot(
     viewer.goto(detail_url)
     expect(viewer.locator("pre.json")).to_be_visible()
     expect(viewer.get_by_role("button", name="Resend")).to_have_count(0)
+    with server_clock_ahead(timedelta(minutes=59)):
+        viewer.reload()
+        expect(viewer.locator("pre.json")).to_be_visible()  # not yet
+    with server_clock_ahead(timedelta(minutes=60, seconds=1)):
+        viewer.reload()
+        expect(viewer).to_have_url(re.compile(r"/console/login$"))  # the session expired
     viewer.close()
-    page.close()
+    context.close()
+
+
+@contextlib.contextmanager
+def server_clock_ahead(ahead: timedelta) -> Iterator[None]:
+    """The in-process relay's clock (the test's own, through freezegun) `ahead` of now and
+    ticking; the event loops and the drain's scheduler keep real time, so only what reads
+    the wall clock (session lifetimes, caches) sees the jump."""
+    with freeze_time(utc_now() + ahead, tick=True, real_asyncio=True, ignore=ON_REAL_TIME):
+        yield
 
 
 def test_on_a_phone_an_admin_switches_a_webhook_off_with_the_keyboard(
@@ -203,6 +246,27 @@ def test_a_shared_link_naming_the_phone_finds_the_row_and_shows_the_number_in_th
     assert other.status_code == 200 and row["execution_id"] not in other.text
 
 
+def test_a_user_disabled_or_made_a_viewer_after_signing_in_is_held_to_it_within_seconds(
+    start_relay: StartRelay, make_token: MakeToken
+) -> None:
+    relay = start_relay()
+    api = Api(relay.url, make_token(name="ana"))
+    make_token(name="victor", role="admin")
+    make_token(name="vera", role="admin")
+    victor, _ = console_session(relay, "victor")
+    vera, vera_csrf = console_session(relay, "vera")
+    assert victor.get("/console/executions").status_code == 200
+    assert api.patch("/users/victor", {"disabled": True}).status_code == 200
+    assert api.patch("/users/vera", {"role": "viewer"}).status_code == 200
+
+    with server_clock_ahead(timedelta(seconds=3)):  # past the accounts' 2 s cache
+        assert victor.get("/console/executions").headers["location"] == "/console/login"
+        company = new_company(api, "Acme")
+        refused = vera.post(f"/console/companies/{company}/webhooks/new", data={"csrf": vera_csrf})
+        assert refused.status_code == 403 and "viewers cannot edit" in refused.text
+        assert 'class="who">vera (viewer)' in vera.get("/console/executions").text
+
+
 def test_failed_sign_ins_are_rate_limited_and_name_no_reason(
     start_relay: StartRelay, make_token: MakeToken
 ) -> None:
@@ -251,6 +315,9 @@ def test_the_dashboard_counts_today_and_the_week_and_charts_the_hour(
     assert page.text.count('<rect class="ok"') == 24  # one bar per hour
     assert re.search(r"UTC: 2 \(1 failed\)</title>", page.text)
     assert '<strong class="dead-letters">0</strong>' in page.text
+    assert '<p class="health success">Working: last cycle' in page.text
+    drained = re.search(r'<strong class="drained">(\d+)</strong>', page.text)
+    assert drained is not None and int(drained.group(1)) >= 2
     assert re.search(r'<strong class="pending">\d+</strong>', page.text)
 
 
@@ -371,6 +438,8 @@ def test_a_company_page_shows_its_last_executions(
     assert page.status_code == 200, page.text
     assert re.findall(r'<a href="/console/executions/([^"]+)">', page.text) == [row["execution_id"]]
     assert '<span class="badge pending">pending</span>' in page.text  # still in the spool
+    assert '<td class="ellipsis company">Acme</td>' in page.text
+    assert f'<td class="more ellipsis url" title="{receiver.url}/acme/ok">' in page.text
     assert f'href="/console/executions?company_id={row["company_id"]}"' in page.text
 
 

@@ -162,6 +162,8 @@ def test_readyz_flips_during_a_database_outage_and_back(
     assert eventually(lambda: ready(relay).status_code == 200, timeout=60)
     after = scrape(relay)
     assert value(after, "relay_drain_failing_since_timestamp_seconds") == 0
+    last_worked = "relay_drain_last_success_timestamp_seconds"
+    assert value(after, last_worked) > value(during, last_worked)  # it worked again
     assert value(after, "relay_spool_items", queue="outbox") == 0
 
 
@@ -199,6 +201,10 @@ def test_a_fresh_relay_serve_exports_every_listed_series_at_zero(
         page = metrics_page(relay)
         counted = scrape(relay)
         assert {s: counted.get(s) for s in LISTED_SERIES} == dict.fromkeys(LISTED_SERIES, 0.0)
+        # the drain's idle cycles work: the one timestamp that is not 0 once it runs
+        last_worked = ("relay_drain_last_success_timestamp_seconds", ())
+        assert at_start.get(last_worked) is not None
+        assert eventually(lambda: (scrape(relay).get(last_worked) or 0) > 0)
         types = [line for line in page.splitlines() if line.startswith("# TYPE")]
         assert len(types) == len(set(types)), "a family is exported twice"
     finally:

@@ -3,3 +3,27 @@ document.querySelectorAll("time[datetime]").forEach(function (el) {
   var when = new Date(el.getAttribute("datetime"));
   if (!isNaN(when)) el.textContent = when.toLocaleString();
 });
+
+// Time-range fields: shown in the browser's zone, sent as UTC with an offset (the server
+// reads a value without one as UTC, which the label says when this script does not run).
+var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+function localField(when) {
+  var pad = function (n) { return String(n).padStart(2, "0"); };
+  return when.getFullYear() + "-" + pad(when.getMonth() + 1) + "-" + pad(when.getDate()) +
+    "T" + pad(when.getHours()) + ":" + pad(when.getMinutes());
+}
+document.querySelectorAll("input[type=datetime-local]").forEach(function (input) {
+  var zoneLabel = input.parentElement.querySelector(".zone");
+  if (zoneLabel) zoneLabel.textContent = "(" + zone + ")";
+  var utc = new Date(input.dataset.utc);
+  if (input.dataset.utc && !isNaN(utc)) input.value = localField(utc);
+  input.form.addEventListener("submit", function () {
+    if (!input.value) return;
+    var sent = document.createElement("input");
+    sent.type = "hidden";
+    sent.name = input.name;
+    sent.value = new Date(input.value).toISOString();
+    input.removeAttribute("name");
+    input.form.appendChild(sent);
+  });
+});
