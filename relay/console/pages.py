@@ -362,12 +362,15 @@ class _Pages:
             )
         users, _ = await self._api(session, list_users)
         tokens, _ = await self._api(session, list_tokens)
+        companies, _ = await self._api(session, list_companies, query={"limit": "500"})
         return render(
             "accounts.html",
             200 if error is None else error.status,
             session=session,
             users=users["items"] if users else [],
             tokens=tokens["items"] if tokens else [],
+            companies=companies["items"] if companies else [],
+            company_names={c["id"]: c["name"] for c in companies["items"]} if companies else {},
             roles=("viewer", "admin"),
             scopes=("read", "events", "admin"),
             new_token=new_token,
@@ -375,7 +378,8 @@ class _Pages:
         )
 
     async def change_account(self, request: Request) -> Response:
-        """Add a user, change one (role, disable, enable), create or revoke a token; then the
+        """Add a user, change one (role, companies, password, disable, enable), create or
+        revoke a token; then the
         accounts page (a new token's text on it, once)."""
         refused = await self._refused_form(request)
         if refused is not None:
@@ -387,15 +391,17 @@ class _Pages:
                 "refused.html", 403, session=session, reason="only admins of every company"
             )
         form = await request.form()
-        fields = {k: str(v) for k, v in form.items() if k != "csrf" and str(v).strip()}
+        fields = {k: str(v) for k, v in form.items() if k not in ("csrf", "companies")}
+        fields = {k: v for k, v in fields.items() if v.strip()}
+        # the companies a user may see: the ones picked, or (none picked) every company
+        companies = [str(c) for c in form.getlist("companies") if str(c).strip()] or None
         path = dict(request.path_params)
         change = path.pop("change", None)
         route = request.url.path.removeprefix(PREFIX)
         handler: Callable[[Call], Answer]
         body: dict[str, object]
         if route == "/users":
-            companies = [c.strip() for c in fields.pop("companies", "").split(",") if c.strip()]
-            handler, body = add_user, {**fields, "companies": companies or None}
+            handler, body = add_user, {**fields, "companies": companies}
         elif route == "/tokens":
             handler, body = create_token, dict(fields)
         elif route.endswith("/revoke"):
@@ -405,6 +411,8 @@ class _Pages:
                 "disable": {"disabled": True},
                 "enable": {"disabled": False},
                 "role": {"role": fields.get("role", "")},
+                "companies": {"companies": companies},
+                "password": {"password": fields.get("password", "")},
             }
             if change not in edits:
                 return render("refused.html", 404, session=session, reason="no such change")

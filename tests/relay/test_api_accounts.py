@@ -8,6 +8,8 @@ import re
 import uuid
 from collections.abc import Callable
 
+import httpx
+
 from tests.relay.test_api_executions import new_company
 from tests.relay.test_console import console_session
 from tests.relay.test_intake_http import assert_json_error as assert_error
@@ -99,3 +101,37 @@ def test_the_console_page_adds_a_user_shows_a_token_once_and_revokes_it(
         r'data-user="carla">.*?class="state">(\w+)<', admin.get("/console/accounts").text, re.S
     )
     assert row is not None and row.group(1) == "disabled"
+
+
+def test_the_console_page_sets_a_users_companies_and_password(
+    start_relay: StartRelay, make_token: MakeToken
+) -> None:
+    relay = start_relay()
+    api = Api(relay.url, make_token(name="ana"))
+    make_token(name="carla", role="viewer", scope="read")
+    acme = new_company(api, "Acme")
+    new_company(api, "Other")
+    admin, csrf = console_session(relay, "ana")
+
+    picked = admin.post("/console/users/carla/companies", data={"csrf": csrf, "companies": acme})
+    assert picked.status_code == 303
+    page = admin.get("/console/accounts").text
+    assert re.search(r'data-user="carla">.*?class="wrap companies">Acme<', page, re.S)
+    carla = next(u for u in api.get("/users").json()["items"] if u["name"] == "carla")
+    assert carla["companies"] == [acme]
+    every = admin.post("/console/users/carla/companies", data={"csrf": csrf})  # none picked
+    assert every.status_code == 303
+    carla = next(u for u in api.get("/users").json()["items"] if u["name"] == "carla")
+    assert carla["companies"] is None
+
+    new_password = "a much longer passphrase"
+    short = admin.post("/console/users/carla/password", data={"csrf": csrf, "password": "short"})
+    assert short.status_code == 422 and "(password)" in short.text
+    changed = admin.post(
+        "/console/users/carla/password", data={"csrf": csrf, "password": new_password}
+    )
+    assert changed.status_code == 303
+    sign_in = httpx.Client(base_url=str(relay.url))
+    old = sign_in.post("/console/login", data={"username": "carla", "password": PASSWORD})
+    new = sign_in.post("/console/login", data={"username": "carla", "password": new_password})
+    assert (old.status_code, new.status_code) == (401, 303)
