@@ -523,8 +523,12 @@ def test_an_admin_builds_a_filter_from_the_sample_and_only_matching_calls_arrive
     page.get_by_label("Value of filter 1").fill("201074")
     page.get_by_role("button", name="Check against the sample").click()
     expect(page.locator(".verdict.pass")).to_contain_text("the sample passes every filter")
+    page.get_by_label("Value of filter 1").fill("999")  # the preview follows as one types
+    expect(page.locator("#preview .verdict.fail")).to_contain_text("would not pass")
+    page.get_by_label("Value of filter 1").fill("201074")
+    expect(page.locator("#preview .verdict.pass")).to_contain_text("passes every filter")
     page.get_by_label("Value of filter 1").fill("999")
-    page.get_by_role("button", name="Check against the sample").click()
+    page.get_by_role("button", name="Check against the sample").click()  # and without it
     expect(page.locator(".verdict.fail")).to_contain_text("would not pass")
     screenshot(page, "webhook-editor")
     page.get_by_label("Value of filter 1").fill("201074")

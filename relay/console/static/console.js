@@ -27,3 +27,31 @@ document.querySelectorAll("input[type=datetime-local]").forEach(function (input)
     input.form.appendChild(sent);
   });
 });
+
+// The webhook editor's live preview: as filters are typed, the form is checked by the
+// server ("Check against the sample", the same code the API validates with) and the
+// verdicts shown in place. Without this script, the button does the same.
+var editor = document.querySelector("form.webhook-form #preview");
+if (editor) {
+  var form = editor.closest("form");
+  var pending = null;
+  var asked = 0;
+  var preview = function () {
+    var body = new FormData(form);
+    body.set("action", "check");
+    var mine = ++asked;
+    // not form.action: the buttons named "action" shadow that property
+    fetch(form.getAttribute("action"), { method: "POST", body: body, credentials: "same-origin" })
+      .then(function (answer) { return answer.text(); })
+      .then(function (html) {
+        if (mine !== asked) return; // a later check is on its way
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("preview");
+        if (fresh) editor.innerHTML = fresh.innerHTML;
+      });
+  };
+  form.addEventListener("input", function (event) {
+    if (!event.target.name || !/^(f_|events|sample)/.test(event.target.name)) return;
+    clearTimeout(pending);
+    pending = setTimeout(preview, 300);
+  });
+}
