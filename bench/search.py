@@ -22,9 +22,9 @@ finds the caches warmed by the other):
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
-import statistics
 import sys
 import time
 import uuid
@@ -37,7 +37,9 @@ import psycopg
 from sqlalchemy import Engine
 
 from bench.common import OUT_DIR, Scratch, fill_spool, open_spool
+from bench.console_pages import run_console_pages
 from bench.data import RowFactory, company_ids, decode, row_values
+from bench.latencies import WARM_UP, Latencies, Shape
 from bench.pg import BenchPostgres
 from bench.writers import COPY_SQL
 from relay.db.engine import make_engine
@@ -56,7 +58,6 @@ SPREAD_DAYS = 60  # the rows' times: the last two months, like a log with 90 day
 COMPANIES = 100
 NUMBERS_PER_COMPANY = 2_000  # a company calls each of its numbers a few times
 PAGE = 50
-WARM_UP = 5
 STATS_RUNS = 20  # its baseline reads the whole table: a second or more per run
 PHONE_SQL = (
     "SELECT * FROM webhook_executions WHERE phone_number = %s ORDER BY created_at DESC LIMIT 50"
@@ -81,45 +82,11 @@ class SearchSizes:
     rows: int
     runs: int  # per query shape
     pending: int  # rows of the last minute in the spool
+    console_runs: int  # per console page (bench/console_pages.py)
 
 
-FULL_SEARCH = SearchSizes(1_000_000, 200, 2_000)
-QUICK_SEARCH = SearchSizes(20_000, 20, 200)
-
-
-@dataclass(frozen=True)
-class Latencies:
-    """Milliseconds of each measured run, sorted."""
-
-    runs_ms: tuple[float, ...]
-
-    @classmethod
-    def of(cls, seconds: Sequence[float]) -> Latencies:
-        return cls(tuple(sorted(s * 1000 for s in seconds)))
-
-    def percentile(self, pct: float) -> float:
-        """Nearest rank: a reported p99 is a latency that happened."""
-        rank = max(1, -(-len(self.runs_ms) * pct // 100))
-        return self.runs_ms[int(rank) - 1]
-
-    @property
-    def p50(self) -> float:
-        return statistics.median(self.runs_ms)
-
-    @property
-    def p99(self) -> float:
-        return self.percentile(99)
-
-
-@dataclass(frozen=True)
-class Shape:
-    """One query shape, the relay's reading and its baseline's."""
-
-    name: str
-    baseline_name: str
-    relay: Latencies
-    baseline: Latencies
-    rows_found: int  # by the relay's reads, all runs together: the shape found something
+FULL_SEARCH = SearchSizes(1_000_000, 200, 2_000, 50)
+QUICK_SEARCH = SearchSizes(20_000, 20, 200, 5)
 
 
 @dataclass(frozen=True)
@@ -130,6 +97,7 @@ class SearchResult:
     fill_seconds: float
     table_bytes: int
     shapes: tuple[Shape, ...]
+    console: tuple[Shape, ...]  # the console's pages, each against its API route
 
 
 def run_search(
@@ -164,7 +132,17 @@ def run_search(
         engine.dispose()
         db.close()
         empty_db.close()
-    return SearchResult(sizes.rows, sizes.pending, window_rows, fill_seconds, table_bytes, shapes)
+    console = run_console_pages(
+        database_url,
+        conninfo,
+        scratch.fresh("console"),
+        log.webhook_pairs,
+        log.recent_numbers,
+        sizes.console_runs,
+    )
+    return SearchResult(
+        sizes.rows, sizes.pending, window_rows, fill_seconds, table_bytes, shapes, console
+    )
 
 
 def _in_turn(readers: Sequence[Callable[[], Sized]], turn: int) -> list[tuple[float, int]]:
@@ -294,6 +272,7 @@ class _Log:
         self._rng = random.Random(seed)
         self._companies = [str(c) for c in company_ids(COMPANIES)]
         self._webhooks = [str(uuid.uuid5(uuid.NAMESPACE_URL, c)) for c in self._companies]
+        self.webhook_pairs = list(zip(self._webhooks, self._companies, strict=True))
         self._numbers = [
             [
                 f"55{11 + c % 80}9{self._rng.randrange(10**8):08d}"
@@ -352,11 +331,7 @@ class _Log:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    sizes = (
-        FULL_SEARCH
-        if not args
-        else SearchSizes(int(args[0]), FULL_SEARCH.runs, FULL_SEARCH.pending)
-    )
+    sizes = FULL_SEARCH if not args else dataclasses.replace(FULL_SEARCH, rows=int(args[0]))
     scratch = Scratch()
     load_before = os.getloadavg()
     try:
@@ -371,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{'/'.join(f'{n:.1f}' for n in load_before)}, after "
         f"{'/'.join(f'{n:.1f}' for n in os.getloadavg())}"
     )
-    for shape in result.shapes:
+    for shape in (*result.shapes, *result.console):
         print(
             f"{shape.name}: p50 {shape.relay.p50:.1f} ms, p99 {shape.relay.p99:.1f} ms "
             f"({len(shape.relay.runs_ms)} runs, {shape.rows_found:,} rows); {shape.baseline_name}: "

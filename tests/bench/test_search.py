@@ -20,7 +20,7 @@ def test_the_search_benchmark_times_every_shape_against_its_baseline(
     scratch = Scratch(tmp_path)
     try:
         result = run_search(
-            url, pg_cluster.conninfo("bench_search"), scratch, SearchSizes(6_000, 8, 50)
+            url, pg_cluster.conninfo("bench_search"), scratch, SearchSizes(6_000, 8, 50, 2)
         )
     finally:
         scratch.cleanup()
@@ -33,3 +33,10 @@ def test_the_search_benchmark_times_every_shape_against_its_baseline(
         assert len(shape.relay.runs_ms) == len(shape.baseline.runs_ms) >= 8
         assert 0 < shape.relay.p50 <= shape.relay.p99
         assert 0 < shape.baseline.p50 <= shape.baseline.p99
+    pages = [shape.name for shape in result.console]
+    assert len(pages) == 5 and all(name.startswith("console: ") for name in pages)
+    for shape in result.console:
+        assert len(shape.relay.runs_ms) == len(shape.baseline.runs_ms) == 2
+        assert 0 < shape.relay.p50 <= shape.relay.p99
+        if shape.name != "console: dashboard":  # it shows counts, not rows
+            assert shape.rows_found > 0, shape.name
