@@ -31,6 +31,7 @@ from bench.drain import (
     run_drain,
 )
 from bench.io_cost import IoResults, run_io
+from bench.latencies import Shape
 from bench.machine import describe
 from bench.pg import BenchPostgres
 from bench.platform import FULL as PLATFORM_FULL
@@ -298,60 +299,42 @@ def _backlog_rows(report: Report, backlog: BacklogResult) -> None:
 
 
 def _search_rows(report: Report, search: SearchResult) -> None:
-    """p99 and p50 of each query shape against its baseline; the searches have a target."""
+    """p99 and p50 of each query shape against its baseline; the searches have a target, and
+    so do the console's pages (each against its API route)."""
     for shape in search.shapes:
         targeted = shape.name not in (STATS_SHAPE, PHONE_WITHOUT_SPOOL)
         name = f"Executions search, {search.rows:,} logged rows: {shape.name}"
-        report.add(
-            Row(
-                f"{name}: p99",
-                shape.relay.p99,
-                "ms",
-                f"{shape.baseline_name}: p99",
-                shape.baseline.p99,
-                f"p99 < {TARGET_P99_MS:g} ms" if targeted else "-",
-                at_most_value(TARGET_P99_MS) if targeted else None,
-                Better.LOWER,
-            )
-        )
-        report.add(
-            Row(
-                f"{name}: p50",
-                shape.relay.p50,
-                "ms",
-                f"{shape.baseline_name}: p50",
-                shape.baseline.p50,
-                better=Better.LOWER,
-            )
-        )
-
-
-def _console_rows(report: Report, search: SearchResult) -> None:
-    """Each console page's p99 (the issue's 200 ms target) and p50 against its API route."""
+        _shape_rows(report, name, shape, TARGET_P99_MS if targeted else None)
     for shape in search.console:
-        name = f"Console page, {search.rows:,} logged rows: {shape.name.removeprefix('console: ')}"
-        report.add(
-            Row(
-                f"{name}: p99",
-                shape.relay.p99,
-                "ms",
-                f"{shape.baseline_name}: p99",
-                shape.baseline.p99,
-                f"p99 < {CONSOLE_TARGET_MS:g} ms",
-                at_most_value(CONSOLE_TARGET_MS),
-                Better.LOWER,
-            )
+        page = shape.name.removeprefix("console: ")
+        _shape_rows(
+            report, f"Console page, {search.rows:,} logged rows: {page}", shape, CONSOLE_TARGET_MS
         )
-        report.add(
-            Row(
-                f"{name}: p50",
-                shape.relay.p50,
-                "ms",
-                f"{shape.baseline_name}: p50",
-                shape.baseline.p50,
-                better=Better.LOWER,
-            )
+
+
+def _shape_rows(report: Report, name: str, shape: Shape, target_ms: float | None) -> None:
+    report.add(
+        Row(
+            f"{name}: p99",
+            shape.relay.p99,
+            "ms",
+            f"{shape.baseline_name}: p99",
+            shape.baseline.p99,
+            f"p99 < {target_ms:g} ms" if target_ms is not None else "-",
+            at_most_value(target_ms) if target_ms is not None else None,
+            Better.LOWER,
         )
+    )
+    report.add(
+        Row(
+            f"{name}: p50",
+            shape.relay.p50,
+            "ms",
+            f"{shape.baseline_name}: p50",
+            shape.baseline.p50,
+            better=Better.LOWER,
+        )
+    )
 
 
 def _search_details(report: Report, search: SearchResult) -> None:
@@ -777,7 +760,6 @@ def main(argv: list[str] | None = None) -> int:
                 _progress(f"executions search on {search_sizes.rows:,} logged rows")
                 search = run_search(pg.url, pg.conninfo, scratch, search_sizes)
                 _search_rows(report, search)
-                _console_rows(report, search)
             machine = describe(OUT_DIR, pg.server_version())
     finally:
         if not args.keep:
