@@ -133,6 +133,12 @@ def test_an_admin_finds_a_number_opens_the_row_and_resends_and_a_viewer_cannot(
     rows.first.locator("time").click()
     expect(page.locator("pre.json")).to_contain_text(f'"number": "{PHONE}"')
     expect(page.locator("ol.attempts li")).to_have_count(1)
+    detail_url = page.url
+    page.evaluate("document.querySelectorAll('input[name=csrf]').forEach(e => e.remove())")
+    page.get_by_role("button", name="Resend").click()  # a form without its CSRF token
+    expect(page.get_by_text("missing or wrong CSRF token")).to_be_visible()
+    assert len(receiver.receiver.requests) == 2  # refused: nothing was sent again
+    page.goto(detail_url)
     page.get_by_role("button", name="Resend").click()
     expect(page).to_have_url(re.compile(r"resent=1"))
     assert eventually(lambda: page.reload() and page.locator("ol.attempts li").count() == 2)
