@@ -84,10 +84,7 @@ class TcpProxy:
             self._spawn(self._pump, server, client)
 
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        try:
-            source.settimeout(0.05)
-        except OSError:  # reset (closed) before this thread got going: a busy CPU
-            return
+        source.settimeout(0.05)
         while not self._stop.is_set():
             if self.mode != "forward":
                 if self.mode == "reset":
