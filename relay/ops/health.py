@@ -15,12 +15,20 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
-from relay.ops.metrics import stream_states
+from relay.ops.metrics import DB_ERROR_CLASSES, stream_states
 from spool import SpoolDatabase, SpoolError
 
 DRAIN_FAILING_SINCE_SAMPLE = "relay_drain_failing_since_timestamp_seconds"
 DRAIN_LAST_WORKED_SAMPLE = "relay_drain_last_success_timestamp_seconds"
-DB_ERROR_CLASSES = ("transient", "record", "config")
+DRAIN_SAMPLES = frozenset(
+    {
+        DRAIN_FAILING_SINCE_SAMPLE,
+        DRAIN_LAST_WORKED_SAMPLE,
+        "relay_drain_rows_total",
+        "relay_db_transactions_total",
+        "relay_db_errors_total",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -64,20 +72,24 @@ class Readiness:
         return found
 
     def drain(self) -> DrainHealth:
-        sample = self.metrics.get_sample_value
+        # One pass over the registry (each `get_sample_value` would collect all of it again,
+        # the spool's queries and the roles' metric files included).
+        samples = {
+            (sample.name, sample.labels.get("error_class")): sample.value
+            for family in self.metrics.collect()
+            for sample in family.samples
+            if sample.name in DRAIN_SAMPLES
+        }
         now = time.time()
-        failing_since = sample(DRAIN_FAILING_SINCE_SAMPLE) or 0.0
-        last_worked = sample(DRAIN_LAST_WORKED_SAMPLE) or 0.0
+        failing_since = samples.get((DRAIN_FAILING_SINCE_SAMPLE, None), 0.0)
+        last_worked = samples.get((DRAIN_LAST_WORKED_SAMPLE, None), 0.0)
         return DrainHealth(
             running="drain" not in self.children_down(),
             failing_seconds=max(0.0, now - failing_since) if failing_since else None,
             last_worked_seconds=max(0.0, now - last_worked) if last_worked else None,
-            rows=int(sample("relay_drain_rows_total") or 0),
-            transactions=int(sample("relay_db_transactions_total") or 0),
-            errors={
-                c: int(sample("relay_db_errors_total", {"error_class": c}) or 0)
-                for c in DB_ERROR_CLASSES
-            },
+            rows=int(samples.get(("relay_drain_rows_total", None), 0)),
+            transactions=int(samples.get(("relay_db_transactions_total", None), 0)),
+            errors={c: int(samples.get(("relay_db_errors_total", c), 0)) for c in DB_ERROR_CLASSES},
         )
 
     def platform(self) -> dict[str, object] | None:

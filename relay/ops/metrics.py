@@ -133,7 +133,8 @@ for _code in INTAKE_CODES:
     INTAKE_RESPONSES.labels(_code)
 for _outcome in ("success", "retry", "failed", "dropped"):
     DELIVERIES.labels(_outcome)
-for _error_class in ("transient", "record", "config"):
+DB_ERROR_CLASSES = ("transient", "record", "config")
+for _error_class in DB_ERROR_CLASSES:
     DB_ERRORS.labels(_error_class)
 
 
@@ -202,12 +203,13 @@ class DrainMetrics:
             DB_ERRORS.labels("transient").inc()
         elif outcome is Outcome.CONFIG_ERROR:
             DB_ERRORS.labels("config").inc()
-        if outcome in (Outcome.WRITTEN, Outcome.IDLE):
+        worked = outcome in (Outcome.WRITTEN, Outcome.IDLE)
+        if worked:
             DRAIN_LAST_WORKED.set(time.time())
         if failed and self._failing_since is None:
             self._failing_since = time.time()
             DRAIN_FAILING_SINCE.set(self._failing_since)
-        elif outcome in (Outcome.WRITTEN, Outcome.IDLE) and self._failing_since is not None:
+        elif worked and self._failing_since is not None:
             self._failing_since = None
             DRAIN_FAILING_SINCE.set(0)
 
