@@ -23,15 +23,14 @@ import asyncio
 import random
 import re
 import secrets
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import psycopg
 
-from bench.latencies import WARM_UP, Latencies, Shape
+from bench.latencies import WARM_UP, Latencies, Shape, in_turn
 from bench.service_stage import relay_process
 from relay.accounts import store
 from relay.console.sessions import COOKIE
@@ -164,29 +163,24 @@ def _timed(
     api: httpx.Client,
     pairs: Sequence[tuple[str, str]],
 ) -> Shape:
-    timed: list[tuple[float, float]] = []
-    rows = 0
-    for turn, (page, route) in enumerate(pairs):
-        readers: list[Callable[[], httpx.Response]] = [
-            lambda p=page: console.get(p),  # type: ignore[misc]
-            lambda r=route: api.get(r),  # type: ignore[misc]
-        ]
-        seconds = [0.0, 0.0]
-        for step in range(2):
-            which = (turn + step) % 2
-            started = time.perf_counter()
-            answer = _ok(readers[which]())
-            seconds[which] = time.perf_counter() - started
-            if which == 0:
-                rows += len(SHOWN_ROW.findall(answer.text))
-        timed.append((seconds[0], seconds[1]))
+    def shown_rows(answer: httpx.Response) -> int:
+        return len(SHOWN_ROW.findall(answer.text))
+
+    timed = [
+        in_turn(
+            [lambda p=page: _ok(console.get(p)), lambda r=route: _ok(api.get(r))],  # type: ignore[misc]
+            turn,
+            shown_rows,
+        )
+        for turn, (page, route) in enumerate(pairs)
+    ]
     measured = timed[WARM_UP:]
     return Shape(
         f"console: {title}",
         baseline,
-        Latencies.of([page for page, _ in measured]),
-        Latencies.of([route for _, route in measured]),
-        rows,
+        Latencies.of([page[0] for page, _ in measured]),
+        Latencies.of([route[0] for _, route in measured]),
+        sum(page[1] for page, _ in measured),
     )
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 WARM_UP = 5  # unmeasured runs first, so the first measured one does not pay for cold caches
 
@@ -42,3 +46,21 @@ class Shape:
     relay: Latencies
     baseline: Latencies
     rows_found: int  # by the relay's reads, all runs together: the shape found something
+
+
+def in_turn(
+    readers: Sequence[Callable[[], T]],
+    turn: int,
+    count: Callable[[T], int],
+) -> list[tuple[float, int]]:
+    """Run each reader once, the `turn`-th first (so none always finds the caches warmed by
+    the others); the seconds of each and the rows it found (`count` of its answer, outside
+    the timing), in the readers' order."""
+    timed: dict[int, tuple[float, int]] = {}
+    for step in range(len(readers)):
+        which = (turn + step) % len(readers)
+        started = time.perf_counter()
+        answer = readers[which]()
+        seconds = time.perf_counter() - started
+        timed[which] = (seconds, count(answer))
+    return [timed[which] for which in range(len(readers))]

@@ -28,7 +28,7 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence, Sized
+from collections.abc import Iterator, Sequence, Sized
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,7 +39,7 @@ from sqlalchemy import Engine
 from bench.common import OUT_DIR, Scratch, fill_spool, open_spool
 from bench.console_pages import run_console_pages
 from bench.data import RowFactory, company_ids, decode, row_values
-from bench.latencies import WARM_UP, Latencies, Shape
+from bench.latencies import WARM_UP, Latencies, Shape, in_turn
 from bench.pg import BenchPostgres
 from bench.writers import COPY_SQL
 from relay.db.engine import make_engine
@@ -145,18 +145,6 @@ def run_search(
     )
 
 
-def _in_turn(readers: Sequence[Callable[[], Sized]], turn: int) -> list[tuple[float, int]]:
-    """Run each reader once, the `turn`-th first (so none always finds the caches warmed by
-    the others); the seconds and rows of each, in the readers' order."""
-    timed: dict[int, tuple[float, int]] = {}
-    for step in range(len(readers)):
-        which = (turn + step) % len(readers)
-        started = time.perf_counter()
-        rows = len(readers[which]())
-        timed[which] = (time.perf_counter() - started, rows)
-    return [timed[which] for which in range(len(readers))]
-
-
 def _phone_shapes(
     engine: Engine,
     outbox: DurableQueue,
@@ -173,13 +161,14 @@ def _phone_shapes(
         return search_executions(engine, spool, query, clock=lambda: now).items
 
     runs = [
-        _in_turn(
+        in_turn(
             [
                 lambda p=phone: search(outbox, p),
                 lambda p=phone: search(empty, p),
                 lambda p=phone: raw.execute(PHONE_SQL, (p,)).fetchall(),
             ],
             n,
+            len,
         )
         for n, phone in enumerate(phones)
     ][WARM_UP:]
@@ -218,8 +207,8 @@ def _pages(
 
             offset = (company, since, now, number * PAGE)
             timed.append(
-                _in_turn(
-                    [by_cursor, lambda o=offset: raw.execute(OFFSET_SQL, o).fetchall()], number
+                in_turn(
+                    [by_cursor, lambda o=offset: raw.execute(OFFSET_SQL, o).fetchall()], number, len
                 )
             )
             if pages[-1].next_cursor is None or len(timed) >= runs + WARM_UP:
@@ -239,12 +228,13 @@ def _stats_shape(
 ) -> Shape:
     days = [now - timedelta(days=rng.uniform(1, 6)) for _ in range(STATS_RUNS + WARM_UP)]
     runs = [
-        _in_turn(
+        in_turn(
             [
                 lambda d=day: stats(engine, since=d, until=d + timedelta(days=1)).companies,
                 lambda: raw.execute(MONITORING_SQL).fetchall(),
             ],
             n,
+            len,
         )
         for n, day in enumerate(days)
     ][WARM_UP:]
