@@ -15,7 +15,6 @@ import os
 import random
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ from relay.registry import writes
 from relay.registry.cache import load_snapshot
 from spool import SpoolDatabase, utc_now
 from tests.support.pg_cluster import PgCluster
+from tests.support.ports import reserved_port
 
 EVENT = "call-history-was-created"
 SAMPLE = Path(__file__).resolve().parents[1] / "relay" / "samples" / "call-history-was-created.json"
@@ -55,9 +55,8 @@ STOP_TIMEOUT = 60.0
 
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port for a relay to listen on (tests/support/ports.py: safe beside xdist workers)."""
+    return reserved_port()
 
 
 def cpu_seconds(process: psutil.Process | None) -> float:

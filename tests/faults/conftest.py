@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import pytest
 
+from tests.conftest import FAULT_SCENARIO_LINES, print_fault_scenarios
 from tests.faults.harness import REPORT
 from tests.support.receivers import PostLog
 from tests.support.relay_fixtures import outbox, pg_engine, pg_url, relay_processes, sink
@@ -42,8 +42,14 @@ def relays(relay_processes: Callable[..., RelayProcess]) -> Callable[..., RelayP
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not REPORT:
-        return
-    terminalreporter.section(f"fault scenarios ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
-    for figures in REPORT:
-        terminalreporter.write_line(figures.line())
+    """Without xdist; with it the workers hand their lines to the controller instead, which
+    prints them (`fault_scenario_lines`, tests/conftest.py)."""
+    if REPORT:
+        print_fault_scenarios(terminalreporter, [figures.line() for figures in REPORT])
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: its lines go back to the controller
+        workeroutput[FAULT_SCENARIO_LINES] = [figures.line() for figures in REPORT]
+        REPORT.clear()

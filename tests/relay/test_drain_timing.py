@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,7 @@ from relay.db.engine import make_engine
 from relay.execution_log.sink import ExecutionLogSink
 from relay.runtime.wiring import EXECUTION_LOG_QUEUE
 from spool import ConfigSinkError, Drainer, DrainPolicy, DurableQueue, Outcome, SpoolDatabase
+from tests.support.ports import reserved_port
 from tests.support.relay_data import append_results, assert_logged_once, logged_ids
 
 START = "2026-11-25 12:00:00"
@@ -105,9 +105,8 @@ def test_after_a_restart_rows_older_than_a_minute_drain_at_once(
 
 
 def unused_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A port nothing listens on (and no other test worker will listen on meanwhile)."""
+    return reserved_port()
 
 
 def test_backoff_grows_after_each_transient_failure_and_resets_on_success(

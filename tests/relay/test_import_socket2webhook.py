@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +31,7 @@ from relay.registry.socket2webhook import (
 from relay.registry.socket2webhook_filters import socket2webhook_passes
 from tests.support.environment import relay_env
 from tests.support.pg_cluster import PgCluster
+from tests.support.ports import reserved_port
 from tests.support.relay_command import CliResult, InProcessCli
 from tests.support.relay_data import TEST_DATABASE, sample_event
 from tests.support.socket2webhook_db import (
@@ -359,10 +359,8 @@ def test_a_dry_run_writes_nothing_and_says_what_the_import_does(
 
 @pytest.fixture
 def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+    """A port nothing listens on (and no other test worker will listen on meanwhile)."""
+    return reserved_port()
 
 
 @pytest.mark.parametrize(

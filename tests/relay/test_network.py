@@ -21,6 +21,7 @@ import pytest
 import trustme
 
 from relay.delivery.transport.network import READ_BUFFER_LIMIT, AsyncioBackend, PooledTransport
+from tests.support.ports import reserved_port
 
 LIMITS = httpx.Limits(max_connections=2, max_keepalive_connections=2)
 BIG = 4 * 1024 * 1024  # well past the socket buffers and the backend's read buffer limit
@@ -82,10 +83,8 @@ async def serving(peer: Peer, tls: ssl.SSLContext | None = None) -> AsyncIterato
 
 
 def unused_port() -> int:
-    """A port nothing listens on: bound, then released."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on (and no other test worker will listen on meanwhile)."""
+    return reserved_port()
 
 
 def transport(ssl_context: ssl.SSLContext | None = None) -> PooledTransport:

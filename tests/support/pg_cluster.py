@@ -18,7 +18,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -29,6 +28,8 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+
+from tests.support.ports import reserved_port
 
 __all__ = ["PgCluster", "find_bin_dir"]
 
@@ -94,14 +95,6 @@ def find_bin_dir() -> Path:
     raise RuntimeError("PostgreSQL server binaries (initdb, pg_ctl) not found: " + "; ".join(tried))
 
 
-def _free_port() -> int:
-    """Ask the kernel for an unused loopback port (chosen once, kept across restarts)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _conf_quote(value: str) -> str:
     """Quote a string for postgresql.conf."""
     return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
@@ -127,7 +120,7 @@ class PgCluster:
         self.base_dir = Path(base_dir)
         self.fsync = fsync
         self.host = "127.0.0.1"
-        self.port = _free_port()
+        self.port = reserved_port()  # chosen once, kept across restarts
         self.bin_dir = find_bin_dir()
         self._dir: Path | None = None
         self._socket_dir: Path | None = None

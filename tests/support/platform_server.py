@@ -23,6 +23,7 @@ from urllib.parse import parse_qs
 import socketio
 
 from relay.demo.local_server import ThreadedServer
+from tests.support.ports import reserved_port
 
 __all__ = ["PlatformServer"]
 
@@ -65,7 +66,7 @@ class PlatformServer:
                 loop_ready.set()
 
             app = socketio.ASGIApp(sio, on_startup=started)
-            server = ThreadedServer(app, lifespan="on", port=self._port).start()
+            server = ThreadedServer(app, lifespan="on", port=self._port or reserved_port()).start()
             if not loop_ready.wait(10):
                 server.stop()
                 raise RuntimeError("the platform server's loop did not start")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -26,6 +25,7 @@ from relay.delivery.worker import DeliveryWorker
 from relay.runtime.service import RelayService
 from relay.settings import RelaySettings
 from tests.support.environment import variable
+from tests.support.ports import reserved_port
 from tests.support.receivers import ThreadedServer
 from tests.support.relay_command import RELAY_SCRIPT
 from tests.support.relay_data import sample_event
@@ -35,9 +35,8 @@ EVENT = "call-history-was-created"
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """A port for a relay to listen on, from this start to its last restart."""
+    return reserved_port()
 
 
 class RelayEndpoint:

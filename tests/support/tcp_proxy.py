@@ -84,7 +84,10 @@ class TcpProxy:
             self._spawn(self._pump, server, client)
 
     def _pump(self, source: socket.socket, sink: socket.socket) -> None:
-        source.settimeout(0.05)
+        try:
+            source.settimeout(0.05)
+        except OSError:  # reset (closed) before this thread got going: a busy CPU
+            return
         while not self._stop.is_set():
             if self.mode != "forward":
                 if self.mode == "reset":
