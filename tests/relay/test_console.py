@@ -4,10 +4,12 @@ without its CSRF token, a viewer's resend, a session past its lifetime."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -177,8 +179,33 @@ def server_clock_ahead(ahead: timedelta) -> Iterator[None]:
     """The in-process relay's clock (the test's own, through freezegun) `ahead` of now and
     ticking; the event loops and the drain's scheduler keep real time, so only what reads
     the wall clock (session lifetimes, caches) sees the jump."""
-    with freeze_time(utc_now() + ahead, tick=True, real_asyncio=True, ignore=ON_REAL_TIME):
+    with (
+        loops_on_real_time(),
+        freeze_time(utc_now() + ahead, tick=True, real_asyncio=True, ignore=ON_REAL_TIME),
+    ):
         yield
+
+
+@contextlib.contextmanager
+def loops_on_real_time() -> Iterator[None]:
+    """asyncio loops read the real monotonic clock from before freezegun starts.
+
+    freezegun's `real_asyncio` points the loops' clock back at the real one only after it
+    has faked `time.monotonic` and scanned every module, tens of milliseconds later. A timer
+    the relay's server thread set in that window (uvicorn checks its stop flag every 0.1 s)
+    fell due in 56 years: the server never saw the flag, and each stop waited out its 30 s
+    join. freezegun saves and restores whatever `time` it finds, so this one stays in place
+    until the end. The real clock is held in a local: freezegun replaces every module-level
+    name bound to it."""
+    loop = asyncio.new_event_loop()
+    loop_class = type(loop)
+    loop.close()
+    original, real_monotonic = loop_class.time, time.monotonic
+    loop_class.time = lambda self: real_monotonic()  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        loop_class.time = original  # type: ignore[method-assign]
 
 
 def test_on_a_phone_an_admin_switches_a_webhook_off_with_the_keyboard(
