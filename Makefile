@@ -22,9 +22,14 @@ run: $(STAMP)
 	$(BIN)/relay serve
 
 ## test: lint, type-check, then the whole suite against a throwaway PostgreSQL cluster
-## (one per worker), spread over TEST_WORKERS pytest-xdist workers, the longest modules first
+## (one per worker), spread over TEST_WORKERS pytest-xdist workers, the longest modules first;
+## then the scenarios marked `alone` (they need the machine to themselves), on one worker.
+## Both parts always run; the target fails if either did.
 test: $(STAMP) postgres-binaries chromium lint
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder --durations=15
+	$(BIN)/python -m pytest -m "not alone" -n $(TEST_WORKERS) --dist loadscope \
+		--no-loadscope-reorder --durations=15; parallel=$$?; \
+	$(BIN)/python -m pytest -m alone --durations=5; alone=$$?; \
+	test $$parallel -eq 0 -a $$alone -eq 0
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -8,14 +8,8 @@ the others share out the many short modules. So under xdist the collection is so
 seconds each module took in a serial run (`MODULE_SECONDS`), the longest first; the modules
 not listed (each under 1.5 s) keep their order after them. Without xdist nothing is reordered.
 
-One exception, `RUN_LAST`: the crash loop posts a steady 200 events a second while it kills
-and restarts its relay twelve times. Each restart starts four Python processes, so on a
-busy CPU the restarts, and with them the scenario, take several times as long, and all that
-time the load keeps coming: started with the rest it ran for minutes (45 s alone) and was
-the whole run's critical path. Sent out last, it starts when the other workers are on their
-last short modules and has the CPU nearly to itself. The misbehaving receivers' scenario
-goes with it: it requires the healthy webhook's every delivery within 2 s of the 202, which
-a CPU shared with four workers' relays missed (3.1 s).
+The scenarios marked `alone` are not here: `make test` runs them after the workers are done,
+in a pytest of their own, with the machine to itself (see the marker in pyproject.toml).
 
 The figures need not be exact, only roughly in the right order: refresh them from a serial
 run's `--junitxml` (the sum of `time` over a module's test cases) when modules grow or move.
@@ -27,7 +21,6 @@ import pytest
 
 MODULE_SECONDS: dict[str, float] = {
     "tests/relay/test_platform_source.py": 47,
-    "tests/faults/test_crash_loop.py": 45,
     "tests/relay/test_api_auth.py": 30,
     "tests/faults/test_three_relays.py": 27,
     "tests/faults/test_corrupt_spool.py": 26,
@@ -46,7 +39,6 @@ MODULE_SECONDS: dict[str, float] = {
     "tests/relay/test_roles.py": 10,
     "tests/relay/test_operations.py": 10,
     "tests/relay/test_accounts.py": 9,
-    "tests/faults/test_bad_receivers.py": 9,
     "tests/faults/test_disk_full.py": 7,
     "tests/relay/test_api_executions.py": 7,
     "tests/faults/test_bad_records.py": 7,
@@ -79,12 +71,6 @@ MODULE_SECONDS: dict[str, float] = {
 }
 """Seconds per module in a serial run (2 cores, load average about 1)."""
 
-RUN_LAST: tuple[str, ...] = (
-    "tests/faults/test_bad_receivers.py",
-    "tests/faults/test_crash_loop.py",
-)
-"""Modules sent out after all others, in this order (see above)."""
-
 
 def is_xdist_worker(config: pytest.Config) -> bool:
     """Whether this process is one of pytest-xdist's workers (they collect; the controller
@@ -93,13 +79,6 @@ def is_xdist_worker(config: pytest.Config) -> bool:
 
 
 def longest_modules_first(items: list[pytest.Item]) -> None:
-    """Sort `items` in place by their module's seconds, the longest first, `RUN_LAST` after
-    all; a stable sort, so the tests of a module keep their order, and so do the unlisted
-    modules."""
-
-    def key(item: pytest.Item) -> tuple[int, float]:
-        module = item.nodeid.split("::", 1)[0]
-        last = RUN_LAST.index(module) + 1 if module in RUN_LAST else 0
-        return last, -MODULE_SECONDS.get(module, 0.0)
-
-    items.sort(key=key)
+    """Sort `items` in place by their module's seconds, the longest first; a stable sort, so
+    the tests of a module keep their order, and so do the unlisted modules."""
+    items.sort(key=lambda item: -MODULE_SECONDS.get(item.nodeid.split("::", 1)[0], 0.0))
