@@ -132,6 +132,20 @@ class RelaySettings(BaseSettings):
         description="GET /readyz answers 503 once the drain has failed for this long.",
     )
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_parses(cls, url: str) -> str:
+        """Refused here, so no command gets as far as a traceback over it; the message
+        leaves the URL out, since it may hold a password."""
+        try:
+            make_url(url)
+        except (ArgumentError, ValueError):
+            raise ValueError(
+                "not a SQLAlchemy database URL, e.g. postgresql+psycopg://user@host:5432/db "
+                "or sqlite:///./var/relay.db"
+            ) from None
+        return url
+
     @field_validator("retry_schedule_seconds", mode="before")
     @classmethod
     def _schedule_is_numbers(cls, value: object) -> object:
@@ -161,13 +175,9 @@ class RelaySettings(BaseSettings):
         return "*" in self.logged_events or event in self.logged_events
 
     def secret_values(self) -> list[str]:
-        """What no log line or error may show: the intake token and the database password
-        (the whole URL when it does not parse, since then its password cannot be found)."""
+        """What no log line or error may show: the intake token and the database password."""
         values = [self.intake_token.get_secret_value()] if self.intake_token else []
-        try:
-            password = make_url(self.database_url).password
-        except ArgumentError:
-            return [*values, self.database_url]
+        password = make_url(self.database_url).password
         return [*values, password] if password else values
 
     def cluster_urls(self) -> dict[str, str]:

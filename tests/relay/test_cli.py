@@ -107,6 +107,9 @@ def test_a_corrupt_spool_is_reported_with_exit_2(
         ("RELAY_BATCH_SIZE", "0"),
         ("RELAY_SPOOL_SYNCHRONOUS", "OFF"),
         ("RELAY_MAX_AGE_SECONDS", "-1"),
+        ("RELAY_DATABASE_URL", ""),
+        ("RELAY_DATABASE_URL", "not a url"),
+        ("RELAY_DATABASE_URL", "postgresql+psycopg://relay:s3cret@db:5432x/relay"),
     ],
 )
 def test_bad_configuration_names_the_variable_and_exits_2(
@@ -116,6 +119,15 @@ def test_bad_configuration_names_the_variable_and_exits_2(
     assert result.returncode == 2
     assert variable in result.stderr
     assert "Traceback" not in result.stderr
+    assert "s3cret" not in result.stderr  # a URL that does not parse may still hold a password
+
+
+def test_serve_over_an_unparsable_database_url_exits_2_before_it_starts(
+    relay_cli: InProcessCli, env: dict[str, str]
+) -> None:
+    result = relay_cli(env | {"RELAY_DATABASE_URL": ""}, "serve", "--port", "0")
+    assert result.returncode == 2
+    assert "RELAY_DATABASE_URL: Value error, not a SQLAlchemy database URL" in result.stderr
 
 
 @pytest.mark.parametrize("args", [[], ["spool"], ["drain", "--deadline", "-3", "--once"], ["nope"]])
