@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
@@ -29,6 +28,7 @@ from tests.faults.harness import (
     spool_state,
     wait_delivered,
 )
+from tests.support import http_calls
 from tests.support.receivers import PostLog, running_receiver
 from tests.support.relay_data import make_result
 from tests.support.relay_launcher import RelayProcess
@@ -109,7 +109,7 @@ def test_bad_records_become_dead_letters_and_the_rest_arrive(
         body = json.dumps(
             {"company_id": str(companies[0].id), "event": EVENT, "id": big_id, "data": data}
         )
-        answer = httpx.post(
+        answer = http_calls.post(
             f"{relay.url}/v1/events",
             content=body,
             headers={"content-type": "application/json"},

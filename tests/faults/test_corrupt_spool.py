@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import Engine
 
@@ -24,6 +23,7 @@ from tests.faults.harness import (
     event_data,
 )
 from tests.spool.test_salvage import damage_leaf_pages
+from tests.support import http_calls
 from tests.support.receivers import PostLog, running_receiver
 from tests.support.relay_command import run_relay
 from tests.support.relay_launcher import RelayProcess
@@ -64,7 +64,7 @@ def test_a_damaged_spool_stops_the_relay_until_salvaged(
         )
         relay = relays("corrupt", retry_schedule_seconds="2", max_attempts=NEVER).start()
         for n in range(EVENTS):
-            answer = httpx.post(
+            answer = http_calls.post(
                 f"{relay.url}/v1/events",
                 json={
                     "company_id": str(company.id),

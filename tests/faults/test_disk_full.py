@@ -26,6 +26,7 @@ from tests.faults.harness import (
     spool_state,
     wait_delivered,
 )
+from tests.support import http_calls
 from tests.support.receivers import PostLog, running_receiver
 from tests.support.relay_launcher import RelayProcess
 
@@ -55,7 +56,7 @@ def small_disk() -> Iterator[Path]:
 
 
 def post(relay: RelayProcess, company: str, fault_id: str, n: int) -> httpx.Response:
-    return httpx.post(
+    return http_calls.post(
         f"{relay.url}/v1/events",
         json={
             "company_id": company,

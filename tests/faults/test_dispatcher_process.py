@@ -8,7 +8,6 @@ import signal
 import time
 from collections.abc import Callable
 
-import httpx
 import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -22,6 +21,7 @@ from tests.faults.harness import (
     spool_state,
     wait_delivered,
 )
+from tests.support import http_calls
 from tests.support.receivers import PostLog, running_receiver
 from tests.support.relay_launcher import RelayProcess
 from tests.support.waiting import eventually
@@ -46,7 +46,7 @@ def _is_live_dispatcher(process: psutil.Process) -> bool:
 
 
 def successes(relay: RelayProcess) -> float:
-    page = httpx.get(f"{relay.url}/metrics", timeout=10).text
+    page = http_calls.get(f"{relay.url}/metrics", timeout=10).text
     for family in text_string_to_metric_families(page):
         for sample in family.samples:
             if sample.name == "relay_deliveries_total" and sample.labels["outcome"] == "success":
@@ -121,11 +121,11 @@ def test_a_dispatcher_told_to_stop_is_not_restarted_and_readyz_says_so(
     """systemd and Ctrl-C signal the whole process group: the child's exit 0 is a stop."""
     relay = relays("relay").start()
     assert eventually(lambda: len(dispatcher_pids(relay)) == 1, 15), relay.log_since_start()
-    assert httpx.get(f"{relay.url}/readyz", timeout=10).status_code == 200
+    assert http_calls.get(f"{relay.url}/readyz", timeout=10).status_code == 200
     [child] = dispatcher_pids(relay)
     os.kill(child, signal.SIGTERM)
     assert eventually(lambda: is_gone(child), 15)
-    answer = httpx.get(f"{relay.url}/readyz", timeout=10)
+    answer = http_calls.get(f"{relay.url}/readyz", timeout=10)
     assert answer.status_code == 503
     assert answer.json()["problems"] == ["the dispatcher process is not running"]
     assert dispatcher_pids(relay) == []

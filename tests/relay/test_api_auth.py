@@ -20,6 +20,7 @@ from relay.accounts.rate_limit import DEFAULT_BURST
 from spool import utc_now
 from tests.relay.conftest import add_company, add_webhook
 from tests.relay.test_intake_http import assert_json_error as assert_error
+from tests.support import http_calls
 from tests.support.api_fixtures import Api, MakeToken
 from tests.support.environment import relay_env
 from tests.support.pg_cluster import PgCluster
@@ -351,7 +352,7 @@ def test_a_serving_relay_never_logs_passwords_or_tokens(
 
 def relay_post(url: str, company: uuid.UUID, token: str) -> httpx.Response:
     body = {"company_id": str(company), "event": "call-history-was-created", "data": {}}
-    return httpx.post(
+    return http_calls.post(
         f"{url}/v1/events", json=body, headers={"authorization": f"Bearer {token}"}, timeout=10
     )
 

@@ -24,6 +24,7 @@ from relay.runtime.service import RelayService
 from relay.settings import RelaySettings
 from spool import SpoolDatabase
 from tests.relay.conftest import EVENT, add_company, add_webhook
+from tests.support import http_calls
 from tests.support.pg_cluster import PgCluster
 from tests.support.receivers import RunningReceiver
 from tests.support.relay_data import sample_event
@@ -48,7 +49,7 @@ def post_raw(
     sent = dict(headers or {})
     if content_type is not None:
         sent["content-type"] = content_type
-    return httpx.post(f"{relay.url}{path}", content=content, headers=sent, timeout=10)
+    return http_calls.post(f"{relay.url}{path}", content=content, headers=sent, timeout=10)
 
 
 def event_body(company: uuid.UUID, **fields: Any) -> bytes:
@@ -542,14 +543,14 @@ def test_get_on_the_events_endpoint_is_405_json(start_relay: StartRelay) -> None
     relay = start_relay()
 
     for method in ("GET", "PUT", "DELETE"):
-        response = httpx.request(method, f"{relay.url}/v1/events", timeout=10)
+        response = http_calls.request(method, f"{relay.url}/v1/events", timeout=10)
         assert_json_error(response, 405)
 
 
 def test_a_405_says_which_methods_are_allowed(start_relay: StartRelay) -> None:
     relay = start_relay()
 
-    response = httpx.get(f"{relay.url}/v1/events", timeout=10)
+    response = http_calls.get(f"{relay.url}/v1/events", timeout=10)
 
     assert response.status_code == 405
     assert "POST" in response.headers.get("allow", "")
@@ -559,7 +560,7 @@ def test_an_unknown_path_is_404_json(start_relay: StartRelay) -> None:
     relay = start_relay()
 
     for method, path in (("GET", "/"), ("POST", "/v1/event"), ("POST", "/v2/events")):
-        response = httpx.request(method, f"{relay.url}{path}", json={}, timeout=10)
+        response = http_calls.request(method, f"{relay.url}{path}", json={}, timeout=10)
         assert_json_error(response, 404)
 
 

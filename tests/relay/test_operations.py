@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 
 from tests.relay.conftest import add_company, add_webhook
+from tests.support import http_calls
 from tests.support.pg_cluster import PgCluster
 from tests.support.receivers import RunningReceiver
 from tests.support.relay_launcher import InProcessRelay, RelayProcess
@@ -59,7 +60,7 @@ class Served(Protocol):
 
 
 def metrics_page(relay: Served) -> str:
-    answer = httpx.get(f"{relay.url}/metrics", timeout=10)
+    answer = http_calls.get(f"{relay.url}/metrics", timeout=10)
     assert answer.status_code == 200
     assert answer.headers["content-type"].startswith("text/plain")
     return answer.text
@@ -78,14 +79,14 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 
 def ready(relay: InProcessRelay) -> httpx.Response:
-    return httpx.get(f"{relay.url}/readyz", timeout=30)
+    return http_calls.get(f"{relay.url}/readyz", timeout=30)
 
 
 def test_healthz_and_readyz_answer_ok_on_a_running_relay(
     start_relay: Callable[..., InProcessRelay],
 ) -> None:
     relay = start_relay()
-    assert httpx.get(f"{relay.url}/healthz", timeout=10).json() == {"status": "ok"}
+    assert http_calls.get(f"{relay.url}/healthz", timeout=10).json() == {"status": "ok"}
     answer = ready(relay)
     assert (answer.status_code, answer.json()) == (200, {"ready": True})
 

@@ -16,13 +16,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from relay.registry import writes
 from tests.relay.conftest import add_webhook
+from tests.support import http_calls
 from tests.support.platform_server import PlatformServer
 from tests.support.receivers import RunningReceiver
 from tests.support.relay_data import sample_event
@@ -189,10 +189,10 @@ def test_a_refused_token_is_reported_and_retried_slowly(
     assert eventually(lambda: (stream_row(pg_engine, company) or {}).get("state") == "refused")
     row = stream_row(pg_engine, company)
     assert row is not None and "invalid token" in (row["detail"] or "")
-    ready = httpx.get(f"{relay.url}/readyz", timeout=10).json()
+    ready = http_calls.get(f"{relay.url}/readyz", timeout=10).json()
     assert ready["ready"] is True  # one company's token does not make the relay unfit
     assert ready["platform"]["not_connected"] == {str(company): "refused"}
-    metrics = httpx.get(f"{relay.url}/metrics", timeout=10).text
+    metrics = http_calls.get(f"{relay.url}/metrics", timeout=10).text
     assert f'relay_platform_stream_state{{company="{company}",state="refused"}} 1.0' in metrics
     attempts = platform.attempts("tok-unknown")
     assert not eventually(lambda: platform.attempts("tok-unknown") > attempts, timeout=2.0)
@@ -226,7 +226,7 @@ def test_twenty_platform_restarts_lose_no_event_and_deliver_none_twice(
         reconnect_seconds.append(time.monotonic() - restarted)
 
     def accepted() -> float:
-        metrics = httpx.get(f"{relay.url}/metrics", timeout=10).text
+        metrics = http_calls.get(f"{relay.url}/metrics", timeout=10).text
         line = f'relay_platform_events_total{{company="{company}",outcome="accepted"}} '
         return sum(float(row[len(line) :]) for row in metrics.splitlines() if row.startswith(line))
 

@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import Engine
 
@@ -21,6 +20,7 @@ from relay.ops.metrics import MULTIPROCESS_ENV
 from tests.faults.harness import spool_state
 from tests.relay.conftest import add_company, add_webhook
 from tests.relay.test_operations import scrape
+from tests.support import http_calls
 from tests.support.environment import relay_env
 from tests.support.receivers import RunningReceiver
 from tests.support.relay_command import RELAY_SCRIPT
@@ -33,7 +33,7 @@ HOURS = str(2 * 3600)  # a drain interval and row age no test waits for
 
 def post(url: str, company: object, n: int) -> None:
     body = {"company_id": str(company), "event": "call-history-was-created", "data": sample_event()}
-    answer = httpx.post(f"{url}/v1/events", json=body | {"id": f"role-{n}"}, timeout=10)
+    answer = http_calls.post(f"{url}/v1/events", json=body | {"id": f"role-{n}"}, timeout=10)
     assert answer.status_code == 202, answer.text
 
 
@@ -138,7 +138,7 @@ def test_the_three_roles_run_as_units_of_their_own(
     dispatcher.wait_for_line("dispatcher running")
     drain.wait_for_line("drain running")
     url = f"http://127.0.0.1:{port}"
-    assert httpx.get(f"{url}/readyz", timeout=30).json() == {"ready": True}
+    assert http_calls.get(f"{url}/readyz", timeout=30).json() == {"ready": True}
 
     post(url, company, 0)
     assert eventually(lambda: len(receiver.receiver.on("/ok")) == 1, timeout=30)

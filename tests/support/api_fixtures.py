@@ -19,6 +19,7 @@ from relay.accounts import store
 from relay.db.schema import events, webhook_events
 from relay.registry import writes
 from spool import utc_now
+from tests.support import http_calls
 
 PASSWORD = "correct horse battery staple"
 _names = itertools.count(1)
@@ -35,7 +36,7 @@ class Api:
         headers = dict(kwargs.pop("headers", {}))
         if self.token is not None:
             headers.setdefault("authorization", f"Bearer {self.token}")
-        return httpx.request(
+        return http_calls.request(
             method,
             f"{self.base}/api/v1{path}",
             json=json,

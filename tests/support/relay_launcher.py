@@ -24,6 +24,7 @@ import httpx
 from relay.delivery.worker import DeliveryWorker
 from relay.runtime.service import RelayService
 from relay.settings import RelaySettings
+from tests.support import http_calls
 from tests.support.environment import variable
 from tests.support.ports import reserved_port
 from tests.support.receivers import ThreadedServer
@@ -63,7 +64,7 @@ class RelayEndpoint:
         if event_id is not None:
             body["id"] = event_id
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        return httpx.post(
+        return http_calls.post(
             f"{self.url}/v1/events",
             content=json.dumps(body),
             headers={"content-type": "application/json", **headers},
