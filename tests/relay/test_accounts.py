@@ -81,7 +81,8 @@ def test_a_password_is_stored_as_an_argon2id_hash_only(engine: Engine) -> None:
     add_user(engine)
     with engine.connect() as conn:
         stored = conn.execute(sa.select(users.c.password_hash)).scalar_one()
-    assert stored.startswith("$argon2id$")
+    # argon2-cffi's defaults: RFC 9106's second recommended profile (64 MiB, 3 passes, 4 lanes)
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
     assert PASSWORD not in stored
     assert password_matches(stored, PASSWORD)
     assert not password_matches(stored, PASSWORD + "!")

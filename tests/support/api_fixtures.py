@@ -13,9 +13,10 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from argon2 import PasswordHasher
 from sqlalchemy import Engine
 
-from relay.accounts import store
+from relay.accounts import credentials, store
 from relay.db.schema import events, webhook_events
 from relay.registry import writes
 from spool import utc_now
@@ -64,10 +65,18 @@ class Api:
 MakeToken = Callable[..., str]
 
 
+CHEAP_ARGON2 = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+"""argon2id at its lowest cost, for the users these fixtures make: the library's defaults
+(64 MiB, 3 passes, 4 lanes) take about 80 ms per hash and per sign-in, over hundreds of
+users. A hash names its own parameters, so every relay verifies these as any other; the
+production parameters have a test of their own (tests/relay/test_accounts.py)."""
+
+
 @pytest.fixture
-def make_token(pg_engine: Engine) -> Iterator[MakeToken]:
+def make_token(pg_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> Iterator[MakeToken]:
     """`make_token(role="admin", scope="admin", companies=None, company=None)`: a new user
     with that role (limited to `companies` when given) and a token of it."""
+    monkeypatch.setattr(credentials, "_hasher", CHEAP_ARGON2)
     with pg_engine.begin() as conn:
         conn.execute(sa.text("TRUNCATE users CASCADE"))
 
