@@ -297,6 +297,8 @@ class Dispatcher:
             count_delivery("dropped")
             self._record(_Outcome(item, None, None))
             return
+        if delivery.earlier_attempts:  # a resend, asked for now: signed with the secret of now
+            await anyio.to_thread.run_sync(self.registry.refresh_if_changed)
         subscription = self.registry.snapshot.subscription(delivery.webhook_id, delivery.event_type)
         if subscription is None:
             log.info(

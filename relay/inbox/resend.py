@@ -1,9 +1,11 @@
 """Resending a message: a new delivery of the same body under the same `webhook-id`.
 
 It goes through the inbox like every delivery (durable once stored), so the dispatcher
-POSTs it and signs it then, with the webhook's secret of that moment, and logs its attempts
-as the message's next numbers (attempt 7 after six). It goes to the webhook's URL of now,
-so a resend after an endpoint was fixed reaches the fixed one.
+POSTs it and signs it then, with the webhook's secret of that moment (it checks the registry
+for changes before a resend's attempt: a secret rotated just before must not lose to its
+snapshot), and logs its attempts as the message's next numbers (attempt 7 after six). It
+goes to the webhook's URL of now, so a resend after an endpoint was fixed reaches the fixed
+one.
 
 The body comes from the inbox while a delivery of the message is still there (exactly the
 text POSTed before), else from the log's `request_payload`: the same JSON value, whose text
