@@ -30,7 +30,9 @@ class Node:
 def test_what_exists_is_frozen_and_a_cycle_made_later_is_still_collected() -> None:
     before = Node()
     frozen = freeze_startup_heap("test")
-    assert frozen == gc.get_freeze_count() > 0
+    # Frozen objects can still be freed (by this test process's other threads, left by the
+    # tests before it on this worker), and nothing joins them until the next freeze.
+    assert 0 < gc.get_freeze_count() <= frozen
     later = Node()
     gone = weakref.ref(later)
     del later
