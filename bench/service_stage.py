@@ -54,11 +54,6 @@ CHILD_ROLES = (
 STOP_TIMEOUT = 60.0
 
 
-def free_port() -> int:
-    """A port for a relay to listen on (tests/support/ports.py: safe beside xdist workers)."""
-    return reserved_port()
-
-
 def cpu_seconds(process: psutil.Process | None) -> float:
     """User + system CPU of a process (all its threads); 0 once it is gone."""
     if process is None:
@@ -345,7 +340,7 @@ class RelayProcess:
         No `database_url`: the embedded default, `./var/relay.db` in `workdir`. `relay_cli`
         may be another checkout's `relay` script (a before/after comparison)."""
         workdir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the spool must be private
-        self.port = free_port()
+        self.port = reserved_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
         if database_url is not None:

@@ -104,17 +104,12 @@ def test_after_a_restart_rows_older_than_a_minute_drain_at_once(
     reopened.close()
 
 
-def unused_port() -> int:
-    """A port nothing listens on (and no other test worker will listen on meanwhile)."""
-    return reserved_port()
-
-
 def test_backoff_grows_after_each_transient_failure_and_resets_on_success(
     frozen: FrozenDateTimeFactory, outbox: DurableQueue, sink: ExecutionLogSink, pg_engine: Engine
 ) -> None:
     """A database that refuses connections: retries at 1, 2, 4 ... 60 s, nothing lost."""
     dead_engine = make_engine(
-        f"postgresql+psycopg://postgres@127.0.0.1:{unused_port()}/nothing", timeout_seconds=2
+        f"postgresql+psycopg://postgres@127.0.0.1:{reserved_port()}/nothing", timeout_seconds=2
     )
     drainer = Drainer(
         outbox,
@@ -146,7 +141,7 @@ def test_a_failure_log_says_what_stays_and_when_the_next_try_is(
     frozen: FrozenDateTimeFactory, outbox: DurableQueue, caplog: pytest.LogCaptureFixture
 ) -> None:
     dead_engine = make_engine(
-        f"postgresql+psycopg://postgres@127.0.0.1:{unused_port()}/nothing", timeout_seconds=2
+        f"postgresql+psycopg://postgres@127.0.0.1:{reserved_port()}/nothing", timeout_seconds=2
     )
     drainer = Drainer(
         outbox, ExecutionLogSink(dead_engine), DrainPolicy(), random_fraction=lambda: 0
@@ -165,7 +160,7 @@ def test_an_answer_from_the_database_ends_a_transient_backoff_at_once(
     """The relay's registry check reaches the database again: the backlog drains now, not
     when a minute-long backoff runs out."""
     dead_engine = make_engine(
-        f"postgresql+psycopg://postgres@127.0.0.1:{unused_port()}/nothing", timeout_seconds=2
+        f"postgresql+psycopg://postgres@127.0.0.1:{reserved_port()}/nothing", timeout_seconds=2
     )
     drainer = Drainer(outbox, ExecutionLogSink(dead_engine), DrainPolicy())
     ids = append_results(outbox, uuid.uuid4(), 50)

@@ -82,11 +82,6 @@ async def serving(peer: Peer, tls: ssl.SSLContext | None = None) -> AsyncIterato
         server.close()
 
 
-def unused_port() -> int:
-    """A port nothing listens on (and no other test worker will listen on meanwhile)."""
-    return reserved_port()
-
-
 def transport(ssl_context: ssl.SSLContext | None = None) -> PooledTransport:
     return PooledTransport(
         limits=LIMITS,
@@ -180,7 +175,7 @@ def test_a_refused_connection_is_a_connect_error() -> None:
     async def scenario() -> None:
         pool = transport()
         with pytest.raises(httpx.ConnectError):
-            await post(pool, f"http://127.0.0.1:{unused_port()}/")
+            await post(pool, f"http://127.0.0.1:{reserved_port()}/")
         await pool.aclose()
 
     asyncio.run(scenario())

@@ -22,10 +22,11 @@ from tests.relay.conftest import add_company, add_webhook
 from tests.relay.test_operations import scrape
 from tests.support import http_calls
 from tests.support.environment import relay_env
+from tests.support.ports import reserved_port
 from tests.support.receivers import RunningReceiver
 from tests.support.relay_command import RELAY_SCRIPT
 from tests.support.relay_data import logged_ids, sample_event
-from tests.support.relay_launcher import RelayProcess, free_port
+from tests.support.relay_launcher import RelayProcess
 from tests.support.waiting import eventually
 
 HOURS = str(2 * 3600)  # a drain interval and row age no test waits for
@@ -127,7 +128,7 @@ def test_the_three_roles_run_as_units_of_their_own(
         max_age_seconds=1,
         drain_interval_seconds=0.2,
     )
-    port = free_port()
+    port = reserved_port()
     intake = Unit(["serve", "--intake-only", "--port", str(port)], env, tmp_path / "intake.log")
     units.append(intake)
     intake.wait_for_line("Uvicorn running")  # it has made the roles' metrics directory

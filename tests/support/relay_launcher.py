@@ -35,11 +35,6 @@ from tests.support.waiting import eventually
 EVENT = "call-history-was-created"
 
 
-def free_port() -> int:
-    """A port for a relay to listen on, from this start to its last restart."""
-    return reserved_port()
-
-
 class RelayEndpoint:
     """What a test sends a relay: events on `POST /v1/events` at `url`."""
 
@@ -105,7 +100,7 @@ class RelayProcess(RelayEndpoint):
 
     def __init__(self, env: dict[str, str], log_path: Path, *, port: int | None = None) -> None:
         self.env = env
-        self.port = port or free_port()
+        self.port = port or reserved_port()  # kept from this start to its last restart
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
