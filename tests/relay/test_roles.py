@@ -55,7 +55,11 @@ def test_the_dispatchers_fiftieth_log_row_wakes_the_drain_process(
         assert logged_ids(pg_engine) == []  # 49 rows: not a batch, nothing woke the drain
 
         post(relay.url, company, 49)
-        assert eventually(lambda: len(logged_ids(pg_engine)) == 50, timeout=30)
+        assert eventually(lambda: len(logged_ids(pg_engine)) == 50, timeout=30), (
+            len(logged_ids(pg_engine)),
+            spool_state(relay.spool_path),
+            relay.log_since_start()[-4000:],
+        )
         # The drain counts its batch just after the commit that made the rows visible.
         batches = ("relay_drain_batches_total", ())
         assert eventually(lambda: scrape(relay).get(batches, 0.0) > 0, timeout=30)
@@ -144,9 +148,15 @@ def test_the_three_roles_run_as_units_of_their_own(
     post(url, company, 0)
     assert eventually(lambda: len(receiver.receiver.on("/ok")) == 1, timeout=30)
     assert eventually(lambda: len(logged_ids(pg_engine)) == 1, timeout=30)  # row age: 1 s
+    # Each role counts just after what it counts is visible (the POST answered, the rows
+    # committed): wait for both counts, then check that each is exactly one.
+    delivered = ("relay_deliveries_total", (("outcome", "success"),))
+    drained = ("relay_drain_rows_total", ())
+    counted = (delivered, drained)
+    assert eventually(lambda: all(scrape(Endpoint(url)).get(k, 0.0) > 0 for k in counted), 30)
     samples = scrape(Endpoint(url))
-    assert samples[("relay_deliveries_total", (("outcome", "success"),))] == 1
-    assert samples[("relay_drain_rows_total", ())] == 1
+    assert samples[delivered] == 1
+    assert samples[drained] == 1
 
     assert dispatcher.terminate() == 0, dispatcher.log()
     assert drain.terminate() == 0, drain.log()
