@@ -47,8 +47,12 @@ def test_the_dispatchers_fiftieth_log_row_wakes_the_drain_process(
     add_webhook(pg_engine, company, f"{receiver.url}/ok")
     relay = relay_processes(drain_interval_seconds=HOURS, max_age_seconds=HOURS).start()
     try:
-        # The drain's start-up run is over: it cannot be what drains the rows below.
+        # The drain's start-up run is over: it cannot be what drains the rows below, and a
+        # wake-up during it is not lost to it. "drain running" is logged before that run
+        # ends; the gauge is set when its cycle has finished.
         assert eventually(lambda: "drain running" in relay.log_since_start(), timeout=60)
+        last_success = ("relay_drain_last_success_timestamp_seconds", ())
+        assert eventually(lambda: scrape(relay).get(last_success, 0.0) > 0, timeout=60)
         for n in range(49):
             post(relay.url, company, n)
         assert eventually(lambda: spool_state(relay.spool_path).outbox == 49, timeout=60)
